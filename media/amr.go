@@ -40,19 +40,19 @@ type AMRFrameType uint8
 // AMR-NB frame types. 0–7 are the speech modes, 8 is the AMR comfort-noise (SID) frame, 9–11 are SID
 // frames of other codecs of the family, 12–14 are reserved and 15 is NO_DATA (nothing transmitted).
 const (
-	AMRMode475 AMRFrameType = iota // 4.75 kbit/s
-	AMRMode515                     // 5.15 kbit/s
-	AMRMode59                      // 5.90 kbit/s
-	AMRMode67                      // 6.70 kbit/s
-	AMRMode74                      // 7.40 kbit/s
-	AMRMode795                     // 7.95 kbit/s
-	AMRMode102                     // 10.2 kbit/s
-	AMRMode122                     // 12.2 kbit/s
-	AMRSID                         // AMR SID (comfort noise)
-	AMRSIDGSMEFR                   // GSM-EFR SID
-	AMRSIDTDMAEFR                  // TDMA-EFR SID
-	AMRSIDPDCEFR                   // PDC-EFR SID
-	AMRNoData    AMRFrameType = 15 // NO_DATA
+	AMRMode475    AMRFrameType = iota // 4.75 kbit/s
+	AMRMode515                        // 5.15 kbit/s
+	AMRMode59                         // 5.90 kbit/s
+	AMRMode67                         // 6.70 kbit/s
+	AMRMode74                         // 7.40 kbit/s
+	AMRMode795                        // 7.95 kbit/s
+	AMRMode102                        // 10.2 kbit/s
+	AMRMode122                        // 12.2 kbit/s
+	AMRSID                            // AMR SID (comfort noise)
+	AMRSIDGSMEFR                      // GSM-EFR SID
+	AMRSIDTDMAEFR                     // TDMA-EFR SID
+	AMRSIDPDCEFR                      // PDC-EFR SID
+	AMRNoData     AMRFrameType = 15   // NO_DATA
 )
 
 // amrFrameBits is the number of payload bits of each frame type (RFC 4867 §3.6 / 3GPP TS 26.101
