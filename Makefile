@@ -1,0 +1,39 @@
+# make test: install what the tests need (only what is missing), then vet and run every test with -race.
+SHELL := /bin/bash
+GO ?= go
+
+# Debian packages the tests use: redis-server (cursor/redis, multi-replica tests), libopencore-amrnb
+# (media/amrnb, cgo via pkg-config), chromium (the sandbox browser test), ffmpeg (media's optional
+# decoder path).
+APT_PACKAGES := redis-server libopencore-amrnb-dev pkg-config chromium ffmpeg
+
+.PHONY: test deps vet race fuzz bench sandbox
+
+test: deps vet race
+
+deps:
+	@missing=""; \
+	for p in $(APT_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install$$missing" >&2; exit 1; fi; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		apt-get update -qq && apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+	@$(GO) mod download
+
+vet:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+race:
+	$(GO) test -race -timeout 12m ./...
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+sandbox:
+	$(GO) run ./examples/sandbox

@@ -1,0 +1,76 @@
+package crypto
+
+import (
+	"encoding/xml"
+	"fmt"
+	"strings"
+)
+
+// Callback event names (doc 94670, 96238).
+const (
+	// EventKfMsgOrEvent says new messages or events wait in sync_msg for OpenKfID; Token is
+	// passed to sync_msg and is valid for 10 minutes.
+	EventKfMsgOrEvent = "kf_msg_or_event"
+	// EventKfAccountAuthChange says customer-service accounts were authorised or revoked.
+	EventKfAccountAuthChange = "kf_account_auth_change"
+)
+
+// MaxEventBytes caps the decrypted callback ParseEvent accepts; WeCom's are a few hundred bytes.
+const MaxEventBytes = 64 << 10
+
+// Event is the typed part of a decrypted callback (the XML DecryptMessage returns). The kf
+// callback carries no message content: a kf_msg_or_event only says which account to sync and
+// gives the token to do it with. Raw keeps the whole XML for events not modelled here.
+type Event struct {
+	ToUserName string // the corp id
+	CreateTime int64  // unix seconds
+	MsgType    string // "event" for kf callbacks
+	Event      string // e.g. EventKfMsgOrEvent, EventKfAccountAuthChange
+	Token      string // sync_msg token (kf_msg_or_event), valid 10 minutes
+	OpenKfID   string // the customer-service account (kf_msg_or_event)
+	// AuthAddOpenKfID and AuthDelOpenKfID list accounts whose API authorisation was granted or
+	// revoked (kf_account_auth_change).
+	AuthAddOpenKfID []string
+	AuthDelOpenKfID []string
+	Raw             []byte // the decrypted XML as given
+}
+
+type eventXML struct {
+	XMLName    xml.Name `xml:"xml"`
+	ToUserName string   `xml:"ToUserName"`
+	CreateTime int64    `xml:"CreateTime"`
+	MsgType    string   `xml:"MsgType"`
+	Event      string   `xml:"Event"`
+	Token      string   `xml:"Token"`
+	OpenKfID   string   `xml:"OpenKfId"`
+	AuthAdd    []string `xml:"AuthAddOpenKfId>OpenKfId"`
+	AuthDel    []string `xml:"AuthDelOpenKfId>OpenKfId"`
+}
+
+// ParseEvent decodes a decrypted callback into an Event. It fails with an error matching
+// ErrMalformed for input that is not an <xml> document, is larger than MaxEventBytes, or is a
+// kf_msg_or_event without OpenKfId.
+func ParseEvent(inner []byte) (*Event, error) {
+	if len(inner) > MaxEventBytes {
+		return nil, newErr(ErrMalformed, CodeParseXML, fmt.Sprintf("callback larger than %d bytes", MaxEventBytes))
+	}
+	var x eventXML
+	if err := xml.Unmarshal(inner, &x); err != nil {
+		return nil, newErr(ErrMalformed, CodeParseXML, "callback XML: "+err.Error())
+	}
+	e := &Event{
+		ToUserName:      strings.TrimSpace(x.ToUserName),
+		CreateTime:      x.CreateTime,
+		MsgType:         strings.TrimSpace(x.MsgType),
+		Event:           strings.TrimSpace(x.Event),
+		Token:           strings.TrimSpace(x.Token),
+		OpenKfID:        strings.TrimSpace(x.OpenKfID),
+		AuthAddOpenKfID: x.AuthAdd,
+		AuthDelOpenKfID: x.AuthDel,
+		Raw:             inner,
+	}
+	if e.Event == EventKfMsgOrEvent && e.OpenKfID == "" {
+		return nil, newErr(ErrMalformed, CodeParseXML, "kf_msg_or_event without OpenKfId")
+	}
+	return e, nil
+}
