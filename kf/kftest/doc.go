@@ -1,0 +1,16 @@
+// Package kftest is a behavioural fake of the WeCom Customer Service (微信客服) API for tests, like
+// net/http/httptest and slack-go's slacktest: tokens, sync_msg cursors and paging, the 48 h / 5-message
+// rule, session states, media limits, signed callbacks and fault injection, enforced as WeCom does.
+//
+//	srv := kftest.NewServer()
+//	defer srv.Close()
+//	client := kf.New(srv.CorpID(), srv.Secret(), kf.WithBaseURL(srv.URL())) // point any client at it
+//	srv.AddText("wmCustomer", "hello")                                     // a customer writes
+//	_ = srv.Notify(ctx, botURL, srv.OpenKfID())                            // WeCom's callback to the bot
+//	sent := srv.SentTo(srv.OpenKfID(), "wmCustomer")                       // what the bot answered
+//
+// Where the shared notes (../shared/wecom-kf-api.md) do not give WeCom's error code for a case, the
+// fake's choice is marked "approximation" on the Code constants; DuplicateMsgIDCode is unconfirmed.
+// kftest speaks the wire format with its own types and does not import package kf: the client and
+// the fake are two independent implementations that check each other.
+package kftest
