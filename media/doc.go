@@ -1,0 +1,15 @@
+// Package media prepares what a WeCom customer-service bot sends so that WeCom accepts it: text cut
+// into ≤ 2048-byte messages (SplitText, FitText), images fitted to JPEG/PNG under the upload limit
+// (FitImage), the §9 upload rules checked before upload (Check), and voice turned into AMR-NB clips of
+// at most 60 s (ToVoice, with an AMREncoder such as the cgo one in package media/amrnb).
+//
+// The smallest use:
+//
+//	for _, part := range media.SplitText(reply, media.MaxTextBytes) {
+//		// send part as one text message
+//	}
+//	jpg, format, err := media.FitImage(photo, media.MaxImageBytes) // format is "jpeg" or "png"
+//
+// Everything here is pure Go and free of I/O; limits follow ../shared/wecom-kf-api.md §6 and §9
+// (doc 94677, 96484).
+package media
