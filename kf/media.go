@@ -1,0 +1,268 @@
+package kf
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"path"
+	"strconv"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/go-resty/resty/v2"
+
+	"github.com/wxkf/wxkf/media"
+)
+
+// UploadedMedia is the reply of media/upload (wecom-kf-api.md §9, doc 96484). The media_id is
+// valid for 3 days.
+type UploadedMedia struct {
+	Type      media.Kind
+	MediaID   string
+	CreatedAt time.Time
+}
+
+type uploadReply struct {
+	apiStatus
+	Type      string   `json:"type"`
+	MediaID   string   `json:"media_id"`
+	CreatedAt flexUnix `json:"created_at"`
+}
+
+// flexUnix decodes unix seconds sent as a string (as media/upload does) or a number.
+type flexUnix int64
+
+func (f *flexUnix) UnmarshalJSON(b []byte) error {
+	s := strings.Trim(string(b), `"`)
+	if s == "" || s == "null" {
+		*f = 0
+		return nil
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil {
+		return fmt.Errorf("kf: created_at %s is not unix seconds", b)
+	}
+	*f = flexUnix(n)
+	return nil
+}
+
+// uploadLimit is the largest upload of each kind (§9).
+func uploadLimit(kind media.Kind) (int64, bool) {
+	switch kind {
+	case media.KindImage:
+		return media.MaxImageBytes, true
+	case media.KindVoice:
+		return media.MaxVoiceBytes, true
+	case media.KindVideo:
+		return media.MaxVideoBytes, true
+	case media.KindFile:
+		return media.MaxFileBytes, true
+	}
+	return 0, false
+}
+
+// UploadMedia uploads temporary media (cgi-bin/media/upload, §9) and returns its media_id, valid
+// for 3 days. It reads at most the kind's limit plus one byte from r and checks the data with
+// media.Check before any I/O: every file > 5 bytes; image ≤ 10 MB JPG/PNG; voice ≤ 2 MB, ≤ 60 s
+// AMR; video ≤ 10 MB MP4; file ≤ 20 MB. A broken limit is a *media.LimitError naming it.
+// Retried on busy and network errors (a duplicate upload only costs a second media_id).
+func (c *Client) UploadMedia(ctx context.Context, kind media.Kind, filename string, r io.Reader) (*UploadedMedia, error) {
+	limit, ok := uploadLimit(kind)
+	if !ok {
+		return nil, invalidf("media/upload: unknown kind %q (image, voice, video, file)", kind)
+	}
+	if err := checkFilename(filename); err != nil {
+		return nil, err
+	}
+	if r == nil {
+		return nil, invalidf("media/upload: nil reader")
+	}
+	data, err := io.ReadAll(io.LimitReader(r, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("kf: media/upload: reading %q: %w", filename, err)
+	}
+	if err := media.Check(kind, data); err != nil {
+		return nil, fmt.Errorf("kf: media/upload %q: %w", filename, err)
+	}
+	var out uploadReply
+	err = c.call(ctx, &request{
+		method:    methodPost,
+		path:      pathMediaUpload,
+		query:     []string{"type", string(kind)},
+		multipart: &multipartFile{field: "media", filename: filename, contentType: uploadContentType(kind, filename, data), data: data},
+		retry:     retryIdempotent,
+	}, &out)
+	if err != nil {
+		return nil, err
+	}
+	if out.MediaID == "" {
+		return nil, fmt.Errorf("%w: media/upload returned no media_id", ErrUnexpectedResponse)
+	}
+	typ := media.Kind(out.Type)
+	if typ == "" {
+		typ = kind
+	}
+	return &UploadedMedia{Type: typ, MediaID: out.MediaID, CreatedAt: unixTime(int64(out.CreatedAt))}, nil
+}
+
+func checkFilename(name string) error {
+	switch {
+	case name == "":
+		return invalidf("media/upload: filename is required")
+	case len(name) > 255:
+		return invalidf("media/upload: filename is %d bytes, max 255", len(name))
+	case !utf8.ValidString(name):
+		return invalidf("media/upload: filename is not valid UTF-8")
+	case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == '/' || r == '\\' }):
+		return invalidf("media/upload: filename %q has a control character or path separator", name)
+	}
+	return nil
+}
+
+// uploadContentType picks the part's Content-Type: AMR for voice, else by extension, else sniffed.
+func uploadContentType(kind media.Kind, filename string, data []byte) string {
+	if kind == media.KindVoice {
+		return "audio/amr"
+	}
+	if t := mime.TypeByExtension(strings.ToLower(path.Ext(filename))); t != "" {
+		return t
+	}
+	return http.DetectContentType(data)
+}
+
+// DownloadedMedia describes a media download.
+type DownloadedMedia struct {
+	// Filename is the name in Content-Disposition ("" when WeCom sent none).
+	Filename    string
+	ContentType string
+	// Size is the number of bytes written.
+	Size int64
+}
+
+// downloadReply is a classified media/get reply whose body is still to be streamed.
+type downloadReply struct {
+	r        io.Reader
+	body     io.Closer
+	length   int64
+	filename string
+	ctype    string
+}
+
+// errPeekBytes is how much of a media/get reply is examined for a JSON error body.
+const errPeekBytes = 64 << 10
+
+// DownloadMedia streams temporary media to w (GET cgi-bin/media/get, §9). WeCom reports failures
+// with a JSON body and HTTP 200: such a body is returned as *APIError and nothing is written to w.
+// A reply with a Content-Disposition attachment is always data, even if it is JSON. Downloads over
+// WithMaxDownloadBytes fail with ErrResponseTooLarge (what was written stays written). Retried on
+// busy and network errors before anything is written.
+func (c *Client) DownloadMedia(ctx context.Context, mediaID string, w io.Writer) (*DownloadedMedia, error) {
+	if mediaID == "" {
+		return nil, invalidf("media/get: media_id is required")
+	}
+	if w == nil {
+		return nil, invalidf("media/get: nil writer")
+	}
+	st, err := c.do(ctx, &request{method: methodGet, path: pathMediaGet, query: []string{"media_id", mediaID}, retry: retryIdempotent, stream: true}, nil)
+	if err != nil {
+		return nil, err
+	}
+	d := st.download
+	defer d.body.Close()
+	if d.length > c.maxDownloadBytes {
+		return nil, fmt.Errorf("%w: media/get: Content-Length %d over the limit of %d bytes", ErrResponseTooLarge, d.length, c.maxDownloadBytes)
+	}
+	n, err := io.Copy(w, io.LimitReader(d.r, c.maxDownloadBytes+1))
+	res := &DownloadedMedia{Filename: d.filename, ContentType: d.ctype, Size: min(n, c.maxDownloadBytes)}
+	if err != nil {
+		return res, &RequestError{Method: methodGet, Path: pathMediaGet, Err: sanitizeError(err)}
+	}
+	if n > c.maxDownloadBytes {
+		return res, fmt.Errorf("%w: media/get: more than %d bytes", ErrResponseTooLarge, c.maxDownloadBytes)
+	}
+	if d.length >= 0 && n != d.length {
+		return res, &RequestError{Method: methodGet, Path: pathMediaGet, Err: fmt.Errorf("got %d of %d bytes: %w", n, d.length, io.ErrUnexpectedEOF)}
+	}
+	return res, nil
+}
+
+// classifyDownload examines a 200 media/get reply: a small JSON object with errcode and no
+// Content-Disposition is WeCom's error reply; anything else is the media.
+func (c *Client) classifyDownload(req *request, resp *resty.Response) (*downloadReply, error) {
+	rb := resp.RawBody()
+	if rb == nil {
+		return nil, fmt.Errorf("%w: media/get: no body", ErrUnexpectedResponse)
+	}
+	h := resp.Header()
+	br := bufio.NewReaderSize(rb, errPeekBytes)
+	peek, perr := br.Peek(errPeekBytes)
+	if perr != nil && perr != io.EOF && perr != bufio.ErrBufferFull {
+		_ = rb.Close()
+		return nil, &RequestError{Method: req.method, Path: req.path, Err: sanitizeError(perr)}
+	}
+	cd := h.Get("Content-Disposition")
+	if cd == "" && perr == io.EOF {
+		if t := bytes.TrimSpace(peek); len(t) > 0 && t[0] == '{' {
+			var s struct {
+				ErrCode *int   `json:"errcode"`
+				ErrMsg  string `json:"errmsg"`
+			}
+			if json.Unmarshal(t, &s) == nil && s.ErrCode != nil {
+				_ = rb.Close()
+				if *s.ErrCode == 0 {
+					return nil, fmt.Errorf("%w: media/get answered errcode 0 without media", ErrUnexpectedResponse)
+				}
+				return nil, &APIError{Code: *s.ErrCode, Msg: redact(s.ErrMsg), Path: req.path}
+			}
+		}
+	}
+	return &downloadReply{
+		r:        br,
+		body:     rb,
+		length:   resp.RawResponse.ContentLength,
+		filename: dispositionFilename(cd),
+		ctype:    h.Get("Content-Type"),
+	}, nil
+}
+
+// dispositionFilename extracts the filename of a Content-Disposition header (RFC 6266, including
+// filename*), tolerating the raw UTF-8 names WeCom sends.
+func dispositionFilename(cd string) string {
+	if cd == "" {
+		return ""
+	}
+	if _, params, err := mime.ParseMediaType(cd); err == nil {
+		if f := params["filename"]; f != "" {
+			return path.Base(strings.ReplaceAll(f, "\\", "/"))
+		}
+	}
+	// Lenient fallback: filename="..." or filename=...
+	i := strings.Index(strings.ToLower(cd), "filename=")
+	if i < 0 {
+		return ""
+	}
+	v := strings.TrimSpace(cd[i+len("filename="):])
+	if strings.HasPrefix(v, `"`) {
+		if j := strings.Index(v[1:], `"`); j >= 0 {
+			v = v[1 : 1+j]
+		} else {
+			v = v[1:]
+		}
+	} else if j := strings.IndexByte(v, ';'); j >= 0 {
+		v = v[:j]
+	}
+	v = strings.TrimSpace(v)
+	if v == "" || !utf8.ValidString(v) {
+		return ""
+	}
+	return path.Base(strings.ReplaceAll(v, "\\", "/"))
+}
+
+func newBytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }
