@@ -1,0 +1,107 @@
+package cursor
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Store keeps the sync_msg cursor of each customer-service account (open_kfid).
+//
+// sync_msg (wecom-kf-api §4) returns a next_cursor with every page; passing it back on the next call resumes
+// after that page. Without a cursor WeCom starts again from the earliest message of the last 3 days, so a lost or
+// misread cursor replays up to three days of conversations. Implementations therefore never report a failure
+// as "no cursor": ("", nil) from Load means that nothing was ever saved for openKfID (or that the empty cursor
+// was saved); any I/O, decode or context failure is a non-nil error, and the caller must stop and retry rather
+// than pull from scratch.
+//
+// Implementations are safe for concurrent use.
+type Store interface {
+	// Load returns the saved cursor for openKfID; ("", nil) means none yet. Failure is an error, never "".
+	Load(ctx context.Context, openKfID string) (string, error)
+	// Save durably records cursor as the resume point for openKfID, replacing any previous value. When Save
+	// returns nil the value survives a crash of the process (and, for the file store, of the machine).
+	Save(ctx context.Context, openKfID, cursor string) error
+}
+
+// Locker hands out leases so that only one process (replica) at a time pulls a given account: two pullers
+// sharing one cursor would both dispatch the same messages and race each other's Save.
+//
+// Implementations are safe for concurrent use.
+type Locker interface {
+	// Lock blocks until the lease on key is held or ctx ends (then returns ctx.Err()). While held, the lease
+	// renews itself in the background every ttl/3; if renewal fails for longer than ttl, or another holder took
+	// the lease over after it expired, the lease reports the loss through Done and Err. An I/O failure while
+	// trying to acquire is returned as an error (wrapped), so the caller can back off instead of blocking
+	// silently. ttl must be at least a millisecond and key must be non-empty ([ErrInvalidArgument]).
+	Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error)
+}
+
+// Lease is one holding of a [Locker] key.
+//
+// A holder must stop working as soon as Done is closed and, in particular, check Err before every Save: a
+// holder that lost its lease must not save anything, because a new holder may already be pulling the account.
+type Lease interface {
+	// Done is closed when the lease is lost (renewal failed or expired, or it was taken over) or released.
+	Done() <-chan struct{}
+	// Err is nil while the lease is held; it returns ErrLeaseLost after a loss and ErrReleased after Release.
+	Err() error
+	// Release stops renewal and frees the key for the next holder (only if this lease still holds it). It
+	// returns nil if the lease was held until now or had already been released; it returns an error wrapping
+	// [ErrLeaseLost] if the lease had been lost before Release (work done since the loss may have raced with
+	// another holder), and a wrapped I/O error if freeing the key failed (the key then expires after its ttl).
+	Release(ctx context.Context) error
+}
+
+// Dedup remembers which msgids of an account have been handled, so that a replay of sync_msg (after a crash, a
+// retried callback, or the cursor trailing in-flight messages) dispatches nothing twice.
+//
+// WeCom returns at most the last 3 days of messages (wecom-kf-api §4), so an entry must be kept at least that
+// long; implementations keep entries for their retention ([DefaultRetention] unless configured) measured from
+// the MarkDone call, then drop them so the set stays bounded. Msgids are scoped per open_kfid.
+//
+// Implementations are safe for concurrent use.
+type Dedup interface {
+	// MarkDone records msgIDs of openKfID as handled (again refreshing their retention if already marked).
+	MarkDone(ctx context.Context, openKfID string, msgIDs ...string) error
+	// Done reports, parallel to msgIDs, which are already marked done (kept ≥ 3 days, then dropped).
+	Done(ctx context.Context, openKfID string, msgIDs ...string) ([]bool, error)
+}
+
+// DefaultRetention is how long Dedup implementations keep a done msgid unless configured otherwise: 96 hours.
+//
+// sync_msg without a usable cursor returns messages sent in the last 3 days (72 h, wecom-kf-api §4), and an entry
+// is marked done after the message was sent, so 72 h after MarkDone already covers the window. The extra 24 h is
+// margin for clock differences between WeCom, the replicas and Redis, and for a message whose handler ran late
+// (e.g. a backlog drained after an outage). The cost is one more day of msgids, a few MB for a busy account.
+const DefaultRetention = 96 * time.Hour
+
+// Limits on what the stores accept, so that a bad caller cannot grow a file or a Redis key without bound. WeCom
+// documents cursors of at most 64 bytes and msgids longer than 32 characters (wecom-kf-api §4); the limits leave
+// ample room above that.
+const (
+	// MaxKeyLen is the maximum length in bytes of an open_kfid or a lease key.
+	MaxKeyLen = 256
+	// MaxCursorLen is the maximum length in bytes of a cursor passed to Save.
+	MaxCursorLen = 4096
+	// MaxMsgIDLen is the maximum length in bytes of one msgid passed to Dedup.
+	MaxMsgIDLen = 1024
+)
+
+var (
+	// ErrLeaseLost is returned by Lease.Err once the lease was lost: renewal failed until the lease expired, or
+	// the lease expired and another holder took it. The holder must stop before saving anything.
+	ErrLeaseLost = errors.New("cursor: lease lost")
+	// ErrReleased is returned by Lease.Err after Release.
+	ErrReleased = errors.New("cursor: lease released")
+	// ErrInvalidArgument reports an empty or over-long key, cursor or msgid, or a ttl below a millisecond.
+	ErrInvalidArgument = errors.New("cursor: invalid argument")
+	// ErrCorrupt reports a cursor file or done-journal that cannot be decoded. The error names the file; the
+	// store never treats a corrupt file as empty, since that would replay three days of messages.
+	ErrCorrupt = errors.New("cursor: corrupt state file")
+	// ErrDirLocked is returned by OpenDir when another process, or another open Dir in this process, holds the
+	// directory's lock. The error names the directory.
+	ErrDirLocked = errors.New("cursor: directory is locked by another user")
+	// ErrClosed is returned by every method of a Dir or Memory after Close.
+	ErrClosed = errors.New("cursor: store closed")
+)

@@ -1,0 +1,108 @@
+package cursor
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+	"unicode/utf8"
+)
+
+// Option configures [NewMemory] and [OpenDir].
+type Option func(*config)
+
+type config struct {
+	now         func() time.Time
+	retention   time.Duration
+	logger      *slog.Logger
+	journalSync bool
+}
+
+func newConfig(opts []Option) config {
+	c := config{
+		now:         time.Now,
+		retention:   DefaultRetention,
+		logger:      slog.New(slog.DiscardHandler),
+		journalSync: true,
+	}
+	for _, o := range opts {
+		if o != nil {
+			o(&c)
+		}
+	}
+	return c
+}
+
+// WithClock sets the clock used for Dedup retention and lease expiry (default time.Now). Tests use it to let
+// days pass without sleeping. Renewal still ticks in real time; only the expiry decisions read this clock.
+// A nil func keeps the default.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now != nil {
+			c.now = now
+		}
+	}
+}
+
+// WithRetention sets how long a done msgid is kept (default [DefaultRetention], 96 h). Values of 72 h or less
+// risk re-dispatching a message that WeCom still returns (the sync window is 3 days); d <= 0 keeps the default.
+func WithRetention(d time.Duration) Option {
+	return func(c *config) {
+		if d > 0 {
+			c.retention = d
+		}
+	}
+}
+
+// WithLogger sets the logger for rare events worth an operator's attention: a torn journal tail dropped after a
+// crash, a journal compaction, a lease lost. Default: discard. A nil logger keeps the default.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l != nil {
+			c.logger = l
+		}
+	}
+}
+
+// WithJournalSync chooses whether Dir.MarkDone fsyncs the done-journal before returning (default true). With
+// false, a done mark survives a process crash but may be lost on power failure, and the message may then be
+// dispatched again (WeCom rejects the replayed reply's client msgid as a duplicate). Cursor saves always fsync.
+// Memory ignores it.
+func WithJournalSync(on bool) Option {
+	return func(c *config) { c.journalSync = on }
+}
+
+func checkKey(what, key string) error {
+	switch {
+	case key == "":
+		return fmt.Errorf("%w: empty %s", ErrInvalidArgument, what)
+	case len(key) > MaxKeyLen:
+		return fmt.Errorf("%w: %s is %d bytes, max %d", ErrInvalidArgument, what, len(key), MaxKeyLen)
+	case !utf8.ValidString(key):
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidArgument, what)
+	}
+	return nil
+}
+
+func checkCursor(cursor string) error {
+	if len(cursor) > MaxCursorLen {
+		return fmt.Errorf("%w: cursor is %d bytes, max %d", ErrInvalidArgument, len(cursor), MaxCursorLen)
+	}
+	if !utf8.ValidString(cursor) {
+		return fmt.Errorf("%w: cursor is not valid UTF-8", ErrInvalidArgument)
+	}
+	return nil
+}
+
+func checkMsgIDs(ids []string) error {
+	for i, id := range ids {
+		switch {
+		case id == "":
+			return fmt.Errorf("%w: empty msgid at index %d", ErrInvalidArgument, i)
+		case len(id) > MaxMsgIDLen:
+			return fmt.Errorf("%w: msgid at index %d is %d bytes, max %d", ErrInvalidArgument, i, len(id), MaxMsgIDLen)
+		case !utf8.ValidString(id):
+			return fmt.Errorf("%w: msgid at index %d is not valid UTF-8", ErrInvalidArgument, i)
+		}
+	}
+	return nil
+}
