@@ -4,10 +4,10 @@
 //
 //	srv := kftest.NewServer()
 //	defer srv.Close()
-//	client := kf.New(srv.CorpID(), srv.Secret(), kf.WithBaseURL(srv.URL())) // point any client at it
-//	srv.AddText("wmCustomer", "hello")                                     // a customer writes
-//	_ = srv.Notify(ctx, botURL, srv.OpenKfID())                            // WeCom's callback to the bot
-//	sent := srv.SentTo(srv.OpenKfID(), "wmCustomer")                       // what the bot answered
+//	client, _ := kf.NewClient(srv.CorpID(), srv.Secret(), kf.WithBaseURL(srv.URL())) // any client
+//	srv.AddText("wmCustomer", "hello")                                              // a customer writes
+//	_ = srv.Notify(ctx, botURL, srv.OpenKfID())                                     // WeCom calls the bot
+//	sent, _ := srv.WaitSentTo(ctx, srv.OpenKfID(), "wmCustomer", 1)                 // what it answered
 //
 // Where the shared notes (../shared/wecom-kf-api.md) do not give WeCom's error code for a case, the
 // fake's choice is marked "approximation" on the Code constants; DuplicateMsgIDCode is unconfirmed.
