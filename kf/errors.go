@@ -67,6 +67,7 @@ func ErrorCode(err error) int {
 const (
 	codeSystemBusy       = -1
 	codeInvalidSecret    = 40001
+	codeInvalidCorpID    = 40013
 	codeInvalidToken     = 40014
 	codeTokenMissing     = 41001
 	codeTokenExpired     = 42001
@@ -85,7 +86,7 @@ var (
 	// ErrInvalidMediaID is 40007: the media_id is unknown or expired (media lives 3 days, §9).
 	ErrInvalidMediaID error = &APIError{Code: 40007}
 	// ErrInvalidCorpID is 40013: the corpid is wrong.
-	ErrInvalidCorpID error = &APIError{Code: 40013}
+	ErrInvalidCorpID error = &APIError{Code: codeInvalidCorpID}
 	// ErrInvalidToken is 40014: the access_token is invalid; the client refetches it and retries
 	// once before returning this (§3).
 	ErrInvalidToken error = &APIError{Code: codeInvalidToken}

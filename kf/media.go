@@ -219,7 +219,7 @@ func (c *Client) classifyDownload(req *request, resp *resty.Response) (*download
 				if *s.ErrCode == 0 {
 					return nil, fmt.Errorf("%w: media/get answered errcode 0 without media", ErrUnexpectedResponse)
 				}
-				return nil, &APIError{Code: *s.ErrCode, Msg: redact(s.ErrMsg), Path: req.path}
+				return nil, &APIError{Code: *s.ErrCode, Msg: c.scrub(s.ErrMsg), Path: req.path}
 			}
 		}
 	}

@@ -79,7 +79,7 @@ func (m *Message) repair(data []byte, typeErr bool) error {
 	}
 	var raw json.RawMessage
 	if m.MsgType != "" {
-		raw = fields[string(m.MsgType)]
+		raw = compactRaw(fields[string(m.MsgType)])
 	}
 	switch {
 	case !m.MsgType.Known():
@@ -290,6 +290,7 @@ func decodeMergedContent(t MsgType, content string) Body {
 			}
 		}
 	}
+	raw = compactRaw(raw)
 	if !t.Known() {
 		return Body{Raw: raw}
 	}
@@ -298,6 +299,20 @@ func decodeMergedContent(t MsgType, content string) Body {
 		return Body{Raw: raw}
 	}
 	return b
+}
+
+// compactRaw returns a compact copy of raw, so that a Raw body is the same bytes after a round
+// trip through MarshalJSON (which compacts).
+func compactRaw(raw []byte) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	var buf bytes.Buffer
+	buf.Grow(len(raw))
+	if err := json.Compact(&buf, raw); err != nil {
+		return append(json.RawMessage(nil), raw...)
+	}
+	return buf.Bytes()
 }
 
 // MarshalJSON encodes the item as WeCom does. When MsgContent is empty, the body (typed field or

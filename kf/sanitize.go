@@ -12,7 +12,7 @@ const redacted = "REDACTED"
 // secretValue finds the value of an access_token or corpsecret in a query string
 // (access_token=…), a percent-encoded one (access_token%3D…) or a JSON object ("access_token":"…").
 // It is compiled once and never changes.
-var secretValue = regexp.MustCompile(`(?i)((?:access_token|corpsecret)(?:=|%3D|"\s*:\s*"))([^&"\s;,']*)`)
+var secretValue = regexp.MustCompile(`(?i)((?:access_token|corpsecret)(?:=|%3D|"\s*:\s*"))([^&"\s;,'%]*)`)
 
 // redact removes access_token and corpsecret values from s (wecom-kf-api.md §3: never log or return
 // them). It is applied to every error text and URL this package emits.

@@ -101,7 +101,14 @@ type tokenSource struct {
 	token     string
 	refreshAt time.Time // after this, the token counts as stale (expiry minus the margin)
 	bad       string    // the last token WeCom rejected; never taken back from the store
+	failErr   error     // a credential error (40001, 40013) returned without calling gettoken ...
+	failUntil time.Time // ... until then
 }
+
+// InvalidCredentialCooldown is how long a client answers AccessToken with the last 40001 (bad
+// secret) or 40013 (bad corpid) without calling gettoken again: repeated wrong secrets get the
+// server's IP banned for an hour (doc 91039), so a misconfigured bot must not hammer gettoken.
+const InvalidCredentialCooldown = 30 * time.Second
 
 // errTokenFetch marks errors of the token source so that a call that needed a token does not
 // retry them again (gettoken has its own retries).
@@ -121,8 +128,12 @@ func (ts *tokenSource) cached(now time.Time) (string, bool) {
 }
 
 func (ts *tokenSource) get(ctx context.Context) (string, error) {
-	if tok, ok := ts.cached(time.Now()); ok {
+	now := time.Now()
+	if tok, ok := ts.cached(now); ok {
 		return tok, nil
+	}
+	if err := ts.credentialFailure(now); err != nil {
+		return "", err
 	}
 	// The refresh runs detached from the first caller's cancellation (its values kept), bounded by
 	// flightTimeout, so that one impatient caller does not fail the others waiting on it.
@@ -140,6 +151,16 @@ func (ts *tokenSource) get(ctx context.Context) (string, error) {
 	case <-ctx.Done():
 		return "", &tokenFetchError{err: ctx.Err()}
 	}
+}
+
+// credentialFailure returns the remembered credential error while its cooldown lasts.
+func (ts *tokenSource) credentialFailure(now time.Time) error {
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	if ts.failErr != nil && now.Before(ts.failUntil) {
+		return ts.failErr
+	}
+	return nil
 }
 
 // refresh runs inside the single flight: memory again (a flight may just have finished), then the
@@ -165,9 +186,18 @@ func (ts *tokenSource) refresh(ctx context.Context) (string, error) {
 		return value, nil
 	}
 
+	if err := ts.credentialFailure(now); err != nil {
+		return "", err
+	}
 	tok, expiresIn, err := ts.c.fetchToken(ctx)
 	if err != nil {
-		return "", &tokenFetchError{err: err}
+		err = &tokenFetchError{err: err}
+		if code := ErrorCode(err); code == codeInvalidSecret || code == codeInvalidCorpID {
+			ts.mu.Lock()
+			ts.failErr, ts.failUntil = err, time.Now().Add(InvalidCredentialCooldown)
+			ts.mu.Unlock()
+		}
+		return "", err
 	}
 	margin := ts.margin
 	if margin >= expiresIn {

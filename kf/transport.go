@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -237,7 +238,7 @@ func (st *callState) classifyOnce(resp *resty.Response) error {
 		}
 	}
 	if code != 0 {
-		return &APIError{Code: code, Msg: redact(msg), Path: st.req.path}
+		return &APIError{Code: code, Msg: st.c.scrub(msg), Path: st.req.path}
 	}
 	return nil
 }
@@ -259,7 +260,7 @@ func (st *callState) httpError(resp *resty.Response) error {
 	if len(snippet) > 256 {
 		snippet = snippet[:256]
 	}
-	e.Body = redact(string(snippet))
+	e.Body = st.c.scrub(string(snippet))
 	return e
 }
 
@@ -364,6 +365,24 @@ func (c *Client) logCall(ctx context.Context, st *callState, start time.Time, er
 		attrs = append(attrs, slog.Int("errcode", ErrorCode(err)), slog.String("error", redact(err.Error())))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "kf: call", attrs...)
+}
+
+// scrub redacts s like redact and also removes the client's secret and current access token
+// wherever they appear, for text that comes from the other side (errmsg, error bodies).
+func (c *Client) scrub(s string) string {
+	s = redact(s)
+	if c.secret != "" && strings.Contains(s, c.secret) {
+		s = strings.ReplaceAll(s, c.secret, redacted)
+	}
+	c.tokens.mu.Lock()
+	tok, bad := c.tokens.token, c.tokens.bad
+	c.tokens.mu.Unlock()
+	for _, t := range []string{tok, bad} {
+		if t != "" && strings.Contains(s, t) {
+			s = strings.ReplaceAll(s, t, redacted)
+		}
+	}
+	return s
 }
 
 func closeBody(resp *resty.Response) {
