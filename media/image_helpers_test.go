@@ -314,3 +314,16 @@ func imageTestGIF(t testing.TB, transparent bool) []byte {
 	require.NoError(t, gif.EncodeAll(&b, &gif.GIF{Image: []*image.Paletted{f1, f2}, Delay: []int{10, 10}}))
 	return b.Bytes()
 }
+
+// imagePadded makes a JPEG or PNG 4 KB larger with a comment (a COM segment, a tEXt chunk), so that
+// FitImage must re-encode it for a limit of len(result)-1 even when the picture itself is tiny.
+func imagePadded(format string, data []byte) []byte {
+	pad := bytes.Repeat([]byte("padding "), 512)
+	switch format {
+	case ImageFormatJPEG:
+		return imageWithJPEGSegment(data, 0xfe, pad)
+	case ImageFormatPNG:
+		return imageWithPNGChunk(data, "tEXt", append([]byte("Comment\x00"), pad...))
+	}
+	return data
+}
