@@ -27,6 +27,7 @@ type call struct {
 // result is a handler's answer: a JSON value (with errcode 0 merged in) or an error, or a raw writer.
 type result struct {
 	v     any                         // JSON response fields (a struct embedding okBody or a map)
+	raw   []byte                      // a ready JSON answer (sync_msg), used instead of v
 	err   *apiError                   // non-nil: {errcode, errmsg}
 	serve func(w http.ResponseWriter) // binary answers (media/get)
 	// record overrides for the observer (binary answers, uploads)
@@ -135,7 +136,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	c := &call{r: r, w: w, query: r.URL.Query()}
 	res := s.prepare(ep, c)
-	if res.err == nil && res.v == nil && res.serve == nil {
+	if res.err == nil && res.v == nil && res.raw == nil && res.serve == nil {
 		c.now = s.now()
 		res = ep.handle(c)
 	}
@@ -277,6 +278,9 @@ func (res result) json() []byte {
 	if res.err != nil {
 		b, _ := json.Marshal(okBody{ErrCode: res.err.Code, ErrMsg: res.err.Msg})
 		return b
+	}
+	if res.raw != nil {
+		return res.raw
 	}
 	if res.v == nil {
 		b, _ := json.Marshal(ok0)
