@@ -1,0 +1,108 @@
+package kf
+
+import (
+	"errors"
+	"io"
+	"net/http"
+
+	"github.com/wxkf/wxkf/crypto"
+)
+
+// MaxCallbackBytes caps a callback body; WeCom's are well under 1 KB.
+const MaxCallbackBytes = 1 << 20
+
+// ServeHTTP is the callback URL (doc 94699). GET answers the URL verification with the decrypted
+// echostr. POST verifies the signature, decrypts the envelope, checks the receiver id and answers
+// 200 "success" at once: the sync runs in the background, so a slow bot never makes WeCom retry.
+// A bad signature (or receiver) is 403, a malformed request 400, a body over 1 MB 413, and a
+// callback during Shutdown 503 (WeCom retries it later, possibly on another replica).
+func (ch *Channel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	switch r.Method {
+	case http.MethodGet:
+		ch.serveVerify(w, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), q.Get("echostr"))
+	case http.MethodPost:
+		ch.serveCallback(w, r, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
+	default:
+		w.Header().Set("Allow", "GET, POST")
+		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+	}
+}
+
+func (ch *Channel) serveVerify(w http.ResponseWriter, sig, ts, nonce, echostr string) {
+	if sig == "" || echostr == "" {
+		ch.stats.rejected.Add(1)
+		http.Error(w, "missing msg_signature or echostr", http.StatusBadRequest)
+		return
+	}
+	plain, err := ch.crypto.VerifyURL(sig, ts, nonce, echostr)
+	if err != nil {
+		ch.rejectCallback(w, err)
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = w.Write(plain) // exactly the plaintext: no quotes, BOM or newline
+}
+
+func (ch *Channel) serveCallback(w http.ResponseWriter, r *http.Request, sig, ts, nonce string) {
+	if ch.stopping.Load() {
+		http.Error(w, "shutting down", http.StatusServiceUnavailable)
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxCallbackBytes))
+	if err != nil {
+		ch.stats.rejected.Add(1)
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			http.Error(w, "body too large", http.StatusRequestEntityTooLarge)
+			return
+		}
+		http.Error(w, "cannot read body", http.StatusBadRequest)
+		return
+	}
+	if sig == "" {
+		ch.stats.rejected.Add(1)
+		http.Error(w, "missing msg_signature", http.StatusBadRequest)
+		return
+	}
+	plain, err := ch.crypto.DecryptMessage(sig, ts, nonce, body)
+	if err != nil {
+		ch.rejectCallback(w, err)
+		return
+	}
+	ev, err := crypto.ParseEvent(plain)
+	if err != nil {
+		ch.rejectCallback(w, err)
+		return
+	}
+	ch.stats.callbacks.Add(1)
+	if ev.Event == crypto.EventKfMsgOrEvent {
+		ch.trigger(ev.OpenKfID, ev.Token)
+	} else if h := ch.onCallback.Load(); h != nil {
+		ch.goBG(func() {
+			defer ch.recoverHook("OnCallback")
+			(*h)(ch.workCtx, ev)
+		})
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	_, _ = io.WriteString(w, "success")
+}
+
+func (ch *Channel) rejectCallback(w http.ResponseWriter, err error) {
+	ch.stats.rejected.Add(1)
+	switch {
+	case errors.Is(err, crypto.ErrInvalidSignature), errors.Is(err, crypto.ErrReceiverMismatch):
+		ch.log.Warn("wxkf: callback rejected", "err", err)
+		http.Error(w, "forbidden", http.StatusForbidden)
+	default:
+		ch.log.Warn("wxkf: malformed callback", "err", err)
+		http.Error(w, "bad request", http.StatusBadRequest)
+	}
+}
+
+func (ch *Channel) recoverHook(name string) {
+	if v := recover(); v != nil {
+		ch.log.Error("wxkf: hook panicked", "hook", name, "panic", v)
+		ch.stats.handlerErrors.Add(1)
+	}
+}

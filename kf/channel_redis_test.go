@@ -1,0 +1,75 @@
+package kf
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxkf/wxkf/cursor/redis"
+	"github.com/wxkf/wxkf/cursor/redis/redistest"
+	"github.com/wxkf/wxkf/kf/kftest"
+)
+
+// Two replicas on one Redis, callbacks spread over them at random (and sometimes to both): every
+// customer message is answered exactly once, and each customer's replies keep their order.
+func TestTwoReplicasExactlyOnceInOrder(t *testing.T) {
+	t.Parallel()
+	addr, _, _ := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+
+	replica := func() *env {
+		e := &env{t: t, srv: srv, dir: t.TempDir()}
+		e.start(WithStores(redis.New(rdb, redis.WithPrefix("replicas:"))), WithLeaseTTL(2*time.Second))
+		e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+			time.Sleep(time.Duration(rand.IntN(3)) * time.Millisecond) // let the replicas interleave
+			return r.Text(ctx, m.Text.Content)
+		})
+		return e
+	}
+	reps := []*env{replica(), replica()}
+	const customers, each = 8, 4
+	for i := 0; i < each; i++ {
+		for c := 0; c < customers; c++ {
+			srv.AddText(fmt.Sprintf("c%d", c), fmt.Sprintf("c%d-%d", c, i))
+			ctx := context.Background()
+			switch rand.IntN(3) {
+			case 0, 1:
+				require.NoError(t, srv.Notify(ctx, reps[rand.IntN(2)].url, srv.OpenKfID()))
+			case 2: // WeCom retried on the other replica too
+				require.NoError(t, srv.Notify(ctx, reps[0].url, srv.OpenKfID()))
+				require.NoError(t, srv.Notify(ctx, reps[1].url, srv.OpenKfID()))
+			}
+		}
+		time.Sleep(40 * time.Millisecond) // a new burst: the lease may now go to either replica
+	}
+	for c := 0; c < customers; c++ {
+		reps[0].waitSent(fmt.Sprintf("c%d", c), each)
+	}
+	for _, e := range reps {
+		e.settle()
+	}
+	time.Sleep(100 * time.Millisecond)
+	seen := map[string]bool{}
+	for c := 0; c < customers; c++ {
+		sent := srv.SentTo(srv.OpenKfID(), fmt.Sprintf("c%d", c))
+		require.Len(t, sent, each, "exactly once")
+		for i, s := range sent {
+			assert.Equal(t, fmt.Sprintf("c%d-%d", c, i), s.Text, "in order")
+			assert.False(t, seen[s.ClientMsgID])
+			seen[s.ClientMsgID] = true
+		}
+	}
+	assert.Empty(t, srv.Rejected())
+	handled := reps[0].ch.Stats().Handled + reps[1].ch.Stats().Handled
+	assert.EqualValues(t, customers*each, handled, "each message handled by exactly one replica")
+	t.Logf("replica A handled %d, replica B %d", reps[0].ch.Stats().Handled, reps[1].ch.Stats().Handled)
+}
