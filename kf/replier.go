@@ -328,7 +328,7 @@ func (r *replier) Image(ctx context.Context, data []byte) error {
 	if err := r.haveQuota(1); err != nil {
 		return err
 	}
-	out, format, err := fitImageTMP(data, media.MaxImageBytes)
+	out, format, err := media.FitImage(data, media.MaxImageBytes)
 	if err != nil {
 		return fmt.Errorf("kf: reply image: %w", err)
 	}
