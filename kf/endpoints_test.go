@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"strings"
 	"testing"
 	"time"
@@ -641,24 +642,34 @@ func TestEndpointMediaUpload(t *testing.T) {
 
 	// §9 limits are checked before any upload, naming the limit.
 	before := f.srv.Calls("/cgi-bin/media/upload")
+	pad := func(b []byte, n int) []byte { return append(b, make([]byte, n-len(b))...) }
 	for _, tc := range []struct {
-		kind media.Kind
-		data []byte
+		kind  media.Kind
+		data  []byte
+		limit string
 	}{
-		{media.KindFile, []byte("12345")},
-		{media.KindImage, make([]byte, media.MaxImageBytes+1)},
-		{media.KindVoice, make([]byte, media.MaxVoiceBytes+1)},
-		{media.KindVideo, make([]byte, media.MaxVideoBytes+1)},
-		{media.KindFile, make([]byte, media.MaxFileBytes+1)},
+		{media.KindFile, []byte("12345"), "larger than 5 bytes"},
+		{media.KindImage, pad(testJPEG(t), media.MaxImageBytes+1), "10 MB"},
+		{media.KindImage, []byte("GIF89a-not-allowed"), "JPG or PNG"},
+		{media.KindVoice, make([]byte, media.MaxVoiceBytes+1), ""},
+		{media.KindVideo, pad(testMP4(), media.MaxVideoBytes+1), "10 MB"},
+		{media.KindVideo, []byte("not an mp4 at all"), "MP4"},
+		{media.KindFile, make([]byte, media.MaxFileBytes+1), "20 MB"},
 	} {
 		_, err := f.c.UploadMedia(ctx, tc.kind, "x.bin", bytes.NewReader(tc.data))
 		var le *media.LimitError
 		require.ErrorAs(t, err, &le, "%s %d bytes", tc.kind, len(tc.data))
 		assert.Equal(t, tc.kind, le.Kind)
-		assert.NotEmpty(t, le.Limit)
+		assert.Contains(t, le.Limit, tc.limit)
+		assert.Contains(t, err.Error(), le.Limit, "the error names the limit broken")
 	}
+	// The reader is not drained past the limit: a huge stream costs limit+1 bytes.
+	huge := &countingReader{n: 1 << 30}
+	_, err := f.c.UploadMedia(ctx, media.KindFile, "huge.bin", huge)
+	require.Error(t, err)
+	assert.EqualValues(t, media.MaxFileBytes+1, huge.read)
 	// Voice over 60 s (3001 frames of 20 ms).
-	_, err := f.c.UploadMedia(ctx, media.KindVoice, "long.amr", bytes.NewReader(testAMR(3001)))
+	_, err = f.c.UploadMedia(ctx, media.KindVoice, "long.amr", bytes.NewReader(testAMR(3001)))
 	var le *media.LimitError
 	require.ErrorAs(t, err, &le)
 	assert.Equal(t, before, f.srv.Calls("/cgi-bin/media/upload"), "nothing uploaded")
@@ -733,4 +744,17 @@ func TestEndpointMediaRoundTrip(t *testing.T) {
 	sent := f.srv.Sent()
 	require.Len(t, sent, 1)
 	assert.Equal(t, up.MediaID, sent[0].MediaID)
+}
+
+// countingReader yields n zero bytes and counts what was read.
+type countingReader struct{ n, read int64 }
+
+func (r *countingReader) Read(p []byte) (int, error) {
+	if r.read >= r.n {
+		return 0, io.EOF
+	}
+	k := min(int64(len(p)), r.n-r.read)
+	clear(p[:k])
+	r.read += k
+	return int(k), nil
 }

@@ -268,11 +268,13 @@ func (st *callState) httpError(resp *resty.Response) error {
 // either a reply or the error of the attempt.
 func (st *callState) retryCondition(resp *resty.Response, err error) bool {
 	st.attempt++
+	if resp == nil {
+		// No attempt was made (the token source or building the request failed): nothing to retry,
+		// and resty could not reset a nil response's readers anyway.
+		return false
+	}
 	if err != nil {
 		return st.retryError(err)
-	}
-	if resp == nil {
-		return false
 	}
 	cerr := st.classify(resp)
 	retry, reason := st.retryReply(resp, cerr)
@@ -291,7 +293,8 @@ func (st *callState) retryError(err error) bool {
 	// source's (gettoken had its own retries), not the caller's cancelled context, not an oversized
 	// reply, not a request that could not be built.
 	var ue *url.Error
-	if !errors.As(err, &ue) || st.ctx.Err() != nil || errors.Is(err, resty.ErrResponseBodyTooLarge) {
+	var tfe *tokenFetchError
+	if errors.As(err, &tfe) || !errors.As(err, &ue) || st.ctx.Err() != nil || errors.Is(err, resty.ErrResponseBodyTooLarge) {
 		return false
 	}
 	ok := st.req.retry == retryIdempotent || isDialError(err)
@@ -362,7 +365,10 @@ func (c *Client) logCall(ctx context.Context, st *callState, start time.Time, er
 		slog.Duration("duration", time.Since(start)),
 	}
 	if err != nil {
-		attrs = append(attrs, slog.Int("errcode", ErrorCode(err)), slog.String("error", redact(err.Error())))
+		if code := ErrorCode(err); code != 0 {
+			attrs = append(attrs, slog.Int("errcode", code))
+		}
+		attrs = append(attrs, slog.String("error", c.scrub(err.Error())))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "kf: call", attrs...)
 }
