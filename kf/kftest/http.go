@@ -320,6 +320,7 @@ func (s *Server) finish(r *http.Request, path string, body []byte, res result, s
 		s.mu.Lock()
 		s.rejected = append(s.rejected, rj)
 		s.mu.Unlock()
+		s.log.Debug("kftest: call rejected", "path", path, "errcode", code, "errmsg", rj.Msg)
 	}
 	if !s.observed() {
 		return

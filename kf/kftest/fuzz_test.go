@@ -1,0 +1,139 @@
+package kftest_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/wxkf/wxkf/kf/kftest"
+)
+
+// FuzzSendMsg feeds arbitrary bodies to send_msg and send_msg_on_event through the real handler.
+// Besides "no panic, always a JSON answer", it checks the rules hold for whatever was accepted:
+// text is 1..2048 bytes of valid UTF-8, the client msgid is well-formed, the quota never goes past 5.
+func FuzzSendMsg(f *testing.F) {
+	srv := kftest.NewServer(kftest.WithSeed(1))
+	defer srv.Close()
+	tok := tokenOf(srv)
+	kfid := srv.OpenKfID()
+	img := srv.PutMedia("image", "a.png", []byte("\x89PNG\r\n\x1a\n0000000000"))
+	srv.AddText(customer, "hi")
+
+	seeds := []string{
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgtype":"text","text":{"content":"hello"}}`,
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgid":"abc_-1","msgtype":"text","text":{"content":"\ud83d\ude00"}}`,
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgtype":"image","image":{"media_id":"` + img + `"}}`,
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgtype":"msgmenu","msgmenu":{"head_content":"h","list":[{"type":"click","click":{"id":"1","content":"a"}},{"type":"view","view":{"url":"https://x.y","content":"v"}},{"type":"text","text":{"content":"t","no_newline":1}}],"tail_content":"t"}}`,
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgtype":"link","link":{"title":"t","url":"http://a.b","thumb_media_id":"` + img + `"}}`,
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgtype":"miniprogram","miniprogram":{"appid":"wx1","title":"t","pagepath":"p","thumb_media_id":"` + img + `"}}`,
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgtype":"location","location":{"latitude":1.5,"longitude":-2}}`,
+		`{"touser":"` + customer + `","open_kfid":"` + kfid + `","msgtype":"ca_link","ca_link":{"link_url":"https://a"}}`,
+		`{"code":"x","msgtype":"text","text":{"content":"w"}}`,
+		`{"msgtype":"text","text":{"content":"\ud800"}}`,
+		`{"text":null,"msgtype":"text"}`,
+		`[]`, `null`, `{"msgmenu":{"list":[null,1,"x",{}]},"msgtype":"msgmenu","touser":"a","open_kfid":"b"}`,
+		"{\"msgtype\":\"text\",\"text\":{\"content\":\"\xff\"}}",
+	}
+	for _, s := range seeds {
+		f.Add([]byte(s), false)
+		f.Add([]byte(s), true)
+	}
+	f.Fuzz(func(t *testing.T, body []byte, onEvent bool) {
+		path := "/cgi-bin/kf/send_msg"
+		if onEvent {
+			path = "/cgi-bin/kf/send_msg_on_event"
+		}
+		before := len(srv.Sent())
+		req := httptest.NewRequest(http.MethodPost, path+"?access_token="+tok, bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		if w.Code != http.StatusOK {
+			t.Fatalf("HTTP %d", w.Code)
+		}
+		var r struct {
+			Errcode *int   `json:"errcode"`
+			MsgID   string `json:"msgid"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r.Errcode == nil {
+			t.Fatalf("answer is not a WeCom JSON: %q", w.Body.String())
+		}
+		sent := srv.Sent()
+		if *r.Errcode != 0 {
+			if len(sent) != before {
+				t.Fatalf("rejected (%d) but recorded", *r.Errcode)
+			}
+			return
+		}
+		if len(sent) != before+1 {
+			t.Fatalf("accepted but not recorded once")
+		}
+		s := sent[len(sent)-1]
+		if s.MsgID != r.MsgID || s.MsgID == "" {
+			t.Fatalf("msgid %q vs %q", s.MsgID, r.MsgID)
+		}
+		if len(s.ClientMsgID) > 32 || strings.Trim(s.ClientMsgID, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ_-") != "" {
+			t.Fatalf("bad client msgid accepted: %q", s.ClientMsgID)
+		}
+		if s.MsgType == "text" && (s.Text == "" || len(s.Text) > 2048 || !utf8.ValidString(s.Text)) {
+			t.Fatalf("bad text accepted: %d bytes", len(s.Text))
+		}
+		if q := srv.QuotaLeft(kfid, customer); q < 0 || q > 5 {
+			t.Fatalf("quota %d", q)
+		}
+		if !onEvent && srv.QuotaLeft(kfid, customer) == 0 {
+			srv.AddText(customer, "refill") // keep accepting so the property checks keep running
+		}
+	})
+}
+
+// FuzzSyncMsg feeds arbitrary bodies (cursors, tokens, limits) to sync_msg: never a panic, always
+// JSON, never more items than the limit, and an accepted cursor always comes from the server.
+func FuzzSyncMsg(f *testing.F) {
+	srv := kftest.NewServer(kftest.WithSeed(2), kftest.WithPageSize(3))
+	defer srv.Close()
+	tok := tokenOf(srv)
+	kfid := srv.OpenKfID()
+	for range 7 {
+		srv.AddText(customer, "x")
+	}
+	f.Add([]byte(`{"open_kfid":"` + kfid + `"}`))
+	f.Add([]byte(`{"open_kfid":"` + kfid + `","cursor":"AQAAAAAAAAADAAAAAGhQ4yCm1vY4kUqYJ5nQ0h0","limit":2}`))
+	f.Add([]byte(`{"open_kfid":"` + kfid + `","token":"ENCx","voice_format":1,"limit":1000}`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest(http.MethodPost, "/cgi-bin/kf/sync_msg?access_token="+tok, bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		var r struct {
+			Errcode *int              `json:"errcode"`
+			MsgList []json.RawMessage `json:"msg_list"`
+			HasMore int               `json:"has_more"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &r); err != nil || r.Errcode == nil {
+			t.Fatalf("answer is not a WeCom JSON: %q", w.Body.String())
+		}
+		if len(r.MsgList) > 3 {
+			t.Fatalf("page of %d > page size", len(r.MsgList))
+		}
+	})
+}
+
+// FuzzAMRDuration: the frame walker never panics and never reports more than one frame per byte.
+func FuzzAMRDuration(f *testing.F) {
+	f.Add([]byte("#!AMR\n\x3c" + strings.Repeat("\x00", 31)))
+	f.Add([]byte("#!AMR\n\x7c\x44"))
+	f.Add([]byte("#!AMR-WB\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		d, err := kftest.AMRDuration(data)
+		if err != nil {
+			return
+		}
+		if d <= 0 || d > time.Duration(len(data)-6)*20*time.Millisecond {
+			t.Fatalf("duration %v for %d bytes", d, len(data))
+		}
+	})
+}
