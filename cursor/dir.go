@@ -258,6 +258,10 @@ func (d *Dir) writeAtomic(path string, data []byte) (renamed bool, err error) {
 	if err != nil {
 		return false, err
 	}
+	if st, err := os.Stat(path); err == nil {
+		// Keep the mode of a file another program (chatgpt-on-wechat: 0644) created.
+		_ = f.Chmod(st.Mode().Perm())
+	}
 	if err := writeSyncClose(f, data); err != nil {
 		_ = os.Remove(f.Name())
 		return false, err

@@ -195,6 +195,9 @@ func TestDirPreservesUnknownKeys(t *testing.T) {
 	require.NoError(t, d.Save(ctx, "wkNew", "new-cursor"))
 	written, err := os.ReadFile(filepath.Join(dir, cursor.CursorFileName))
 	require.NoError(t, err)
+	st, err := os.Stat(filepath.Join(dir, cursor.CursorFileName))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o644), st.Mode().Perm(), "the rewrite keeps the mode the other program chose")
 	want, err := os.ReadFile(filepath.Join("testdata", "python", "extra_keys_after_save.json"))
 	require.NoError(t, err)
 	require.Equal(t, string(want), string(written))
@@ -271,6 +274,13 @@ func TestDirSaveIsAtomicAndLeavesNoTemp(t *testing.T) {
 	data, err := os.ReadFile(filepath.Join(dir, cursor.CursorFileName))
 	require.NoError(t, err)
 	require.Equal(t, `{"wkA": "c19"}`, string(data))
+
+	fresh := t.TempDir()
+	d2 := openDir(t, fresh)
+	require.NoError(t, d2.Save(ctx, "wkA", "c"))
+	st, err := os.Stat(filepath.Join(fresh, cursor.CursorFileName))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o600), st.Mode().Perm(), "a new file is private")
 }
 
 func TestDirSaveFailureKeepsPreviousValue(t *testing.T) {

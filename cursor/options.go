@@ -44,10 +44,11 @@ func WithClock(now func() time.Time) Option {
 }
 
 // WithRetention sets how long a done msgid is kept (default [DefaultRetention], 96 h). Values of 72 h or less
-// risk re-dispatching a message that WeCom still returns (the sync window is 3 days); d <= 0 keeps the default.
+// risk re-dispatching a message that WeCom still returns (the sync window is 3 days); only tests should use
+// them. Marks are timed in milliseconds: d below a millisecond keeps the default.
 func WithRetention(d time.Duration) Option {
 	return func(c *config) {
-		if d > 0 {
+		if d >= time.Millisecond {
 			c.retention = d
 		}
 	}
