@@ -11,11 +11,11 @@ import (
 
 // Limits of §8 (doc 94662 and neighbours).
 const (
-	MaxAccountNameChars = 16
-	MaxSceneBytes       = 32
-	MaxListLimit        = 100 // account/list limit, servicer lists, batchget ids
-	MaxStatisticDays    = 31
-	StatisticHistory    = 180 * 24 * time.Hour
+	MaxAccountNameChars = 16                   // kf account name, in characters (else 95006)
+	MaxSceneBytes       = 32                   // add_contact_way scene, [0-9a-zA-Z_-] (else 40058)
+	MaxListLimit        = 100                  // account/list limit, servicer lists, batchget ids (else 40058)
+	MaxStatisticDays    = 31                   // days per statistics call (else 40058)
+	StatisticHistory    = 180 * 24 * time.Hour // how far back statistics go (else 40058)
 )
 
 func shortHash(s string) string {

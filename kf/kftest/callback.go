@@ -220,6 +220,10 @@ func (s *Server) do(ctx context.Context, method, rawURL string, q url.Values, bo
 	req.Header.Set("User-Agent", "Mozilla/4.0 (kftest; WeCom callback)")
 	resp, err := s.cbClient.Do(req)
 	if err != nil {
+		var ue *url.Error
+		if errors.As(err, &ue) { // its text holds the full URL: strip secrets a test URL may carry
+			ue.URL = redactURL(ue.URL)
+		}
 		return 0, nil, fmt.Errorf("kftest: callback to %s: %w", redactURL(rawURL), err)
 	}
 	defer resp.Body.Close()

@@ -17,12 +17,12 @@ import (
 
 // Upload limits (§9, doc 96484).
 const (
-	MinMediaBytes    = 6 // every file must be larger than 5 bytes
-	MaxImageBytes    = 10 << 20
-	MaxVoiceBytes    = 2 << 20
-	MaxVoiceDuration = 60 * time.Second
-	MaxVideoBytes    = 10 << 20
-	MaxFileBytes     = 20 << 20
+	MinMediaBytes    = 6                // every file must be larger than 5 bytes (else 40006)
+	MaxImageBytes    = 10 << 20         // image, JPG or PNG (else 40009 / 40005)
+	MaxVoiceBytes    = 2 << 20          // voice, AMR-NB (else 40010 / 40005)
+	MaxVoiceDuration = 60 * time.Second // voice playing time by AMR frame count (else 45007)
+	MaxVideoBytes    = 10 << 20         // video, MP4 (else 40011 / 40005)
+	MaxFileBytes     = 20 << 20         // any file (else 40006)
 )
 
 type uploadResp struct {

@@ -9,15 +9,15 @@ import (
 
 // Byte limits of send_msg bodies (§6, doc 94677).
 const (
-	MaxTextBytes        = 2048
-	MaxClientMsgIDBytes = 32
-	MaxMenuItems        = 10
-	MaxMenuHeadBytes    = 1024
-	MaxMenuTailBytes    = 1024
-	MaxLinkTitleBytes   = 128
-	MaxLinkDescBytes    = 512
-	MaxLinkURLBytes     = 2048
-	MaxMiniTitleBytes   = 64
+	MaxTextBytes        = 2048 // text.content, in bytes of UTF-8 (else 45002; empty is 44004)
+	MaxClientMsgIDBytes = 32   // the optional client msgid, [0-9a-zA-Z_-] only (else 40058)
+	MaxMenuItems        = 10   // msgmenu.list items (else 95008)
+	MaxMenuHeadBytes    = 1024 // msgmenu.head_content (else 45002)
+	MaxMenuTailBytes    = 1024 // msgmenu.tail_content (else 45002)
+	MaxLinkTitleBytes   = 128  // link.title (else 45002)
+	MaxLinkDescBytes    = 512  // link.desc (else 45002)
+	MaxLinkURLBytes     = 2048 // link.url and a menu view item's url, http(s) only (else 45002 / 40058)
+	MaxMiniTitleBytes   = 64   // miniprogram.title (else 45002)
 )
 
 type mediaBody struct {

@@ -123,6 +123,11 @@ func WithCodeTTLs(welcome, queue time.Duration) Option {
 	return func(c *config) { c.welcomeTTL, c.queueTTL = welcome, queue }
 }
 
+// WithChannelsBinding sets what get_corp_qualification answers as wechat_channels_binding (default false).
+func WithChannelsBinding(bound bool) Option {
+	return func(c *config) { c.corpQualificationBinded = bound }
+}
+
 func clampPage(n int) int { return max(1, min(n, MaxPageSize)) }
 
 // Server is a running fake of the WeCom Customer Service API (an httptest.Server). All methods are

@@ -1,9 +1,15 @@
 package kftest_test
 
 import (
+	"bytes"
+	"context"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -171,4 +177,54 @@ func TestRequestFormatErrors(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, r.Status)
 	req, _ := http.NewRequest(http.MethodDelete, a.url("/cgi-bin/kf/account/list", nil, true), nil)
 	assert.Equal(t, kftest.CodeRequirePOST, a.do(req).Code)
+}
+
+func TestOptions(t *testing.T) {
+	t.Parallel()
+	var logs bytes.Buffer
+	var logMu sync.Mutex
+	clk := clockAt(t0)
+	srv, a := newAPI(t, kftest.WithClock(clk.Now), kftest.WithCodeTTLs(time.Second, time.Minute),
+		kftest.WithChannelsBinding(true),
+		kftest.WithLogger(slog.New(slog.NewTextHandler(lockedWriter{&logs, &logMu}, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+
+	r := a.get("/cgi-bin/kf/get_corp_qualification", nil, true)
+	assert.Equal(t, "true", string(r.Fields["wechat_channels_binding"]))
+
+	code := srv.EnterSession(customer, "", "")
+	clk.Advance(time.Second)
+	assert.Equal(t, kftest.CodeInvalidMsgToken, onEvent(a, code, obj{}).Code, "welcome TTL from WithCodeTTLs")
+
+	a.sendText(customer, "") // a rejection is logged at debug level, without secrets
+	_ = srv.Notify(context.Background(), "http://127.0.0.1:1/cb?access_token=leak", srv.OpenKfID())
+	logMu.Lock()
+	out := logs.String()
+	logMu.Unlock()
+	assert.Contains(t, out, "44004")
+	assert.Contains(t, out, "callback failed")
+	for _, secret := range []string{a.token, srv.Secret(), "leak"} {
+		assert.NotContains(t, out, secret)
+	}
+}
+
+func TestWithCallbackURL(t *testing.T) {
+	t.Parallel()
+	var hits atomic.Int32
+	cb := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { hits.Add(1) }))
+	defer cb.Close()
+	srv := kftest.NewServer(kftest.WithCallbackURL(cb.URL))
+	defer srv.Close()
+	srv.AddText(customer, "x")
+	require.Eventually(t, func() bool { return hits.Load() == 1 }, 5*time.Second, 5*time.Millisecond)
+}
+
+type lockedWriter struct {
+	w  *bytes.Buffer
+	mu *sync.Mutex
+}
+
+func (l lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
 }
