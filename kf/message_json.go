@@ -274,31 +274,29 @@ func (it *MergedMsgItem) UnmarshalJSON(data []byte) error {
 }
 
 func decodeMergedContent(t MsgType, content string) Body {
-	if content == "" {
+	raw := bytes.TrimSpace([]byte(content))
+	if len(raw) == 0 {
 		return Body{}
 	}
-	raw := []byte(content)
-	if !json.Valid(raw) {
-		return Body{}
-	}
-	raw = bytes.TrimSpace(raw)
-	if t != "" && len(raw) > 0 && raw[0] == '{' {
+	if raw[0] == '{' && t != "" {
+		// One decode finds the msgtype key and validates the document.
 		var obj map[string]json.RawMessage
-		if json.Unmarshal(raw, &obj) == nil {
-			if inner, ok := obj[string(t)]; ok {
-				raw = inner
-			}
+		if err := json.Unmarshal(raw, &obj); err != nil {
+			return Body{} // not JSON: only MsgContent keeps it
+		}
+		if inner, ok := obj[string(t)]; ok {
+			raw = inner
+		}
+	} else if !json.Valid(raw) {
+		return Body{}
+	}
+	if t.Known() {
+		var b Body
+		if decodeBody(t, raw, &b) == nil {
+			return b
 		}
 	}
-	raw = compactRaw(raw)
-	if !t.Known() {
-		return Body{Raw: raw}
-	}
-	var b Body
-	if err := decodeBody(t, raw, &b); err != nil {
-		return Body{Raw: raw}
-	}
-	return b
+	return Body{Raw: compactRaw(raw)}
 }
 
 // compactRaw returns a compact copy of raw, so that a Raw body is the same bytes after a round
