@@ -1,0 +1,88 @@
+// Command echo is wxkf's reference bot: it answers every WeChat customer with what they sent
+// (text, image, voice, video, file), welcomes customers who enter a session, and never answers
+// human servicers or system events. Its configuration is chatgpt-on-wechat's wechatcom_kf
+// channel's: config.json in the working directory, environment variables overriding it.
+//
+//	WECHATCOM_CORP_ID=ww… WECHATCOM_KF_SECRET=… WECHATCOM_KF_TOKEN=… \
+//	WECHATCOM_KF_AES_KEY=… go run ./examples/echo
+//
+// It listens on 0.0.0.0:9899 (wechatcom_kf_port) with the callback at /wxkf/. SIGTERM stops
+// taking callbacks, finishes every message already pulled, saves the cursor and exits 0.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/kf"
+)
+
+func main() {
+	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
+	defer stop()
+	if err := run(ctx, ".", log); err != nil {
+		fmt.Fprintln(os.Stderr, "echo:", err)
+		os.Exit(1)
+	}
+}
+
+// drainTime bounds the SIGTERM drain (the contract allows 30 s in all).
+const drainTime = 25 * time.Second
+
+func run(ctx context.Context, dir string, log *slog.Logger) error {
+	cfg, err := config.Load(dir)
+	if err != nil {
+		return err
+	}
+	opts, closeStores, err := cfg.ChannelOptions()
+	if err != nil {
+		return err
+	}
+	defer closeStores()
+	ch, err := kf.NewChannel(cfg.KF(), append(opts, kf.WithChannelLogger(log))...)
+	if err != nil {
+		return err
+	}
+	register(ch, log)
+
+	mux := http.NewServeMux()
+	mux.Handle("/wxkf/", ch)
+	mux.Handle("/wxkf", ch)
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ln, err := net.Listen("tcp", cfg.Addr())
+	if err != nil {
+		_ = ch.Shutdown(context.Background())
+		return err
+	}
+	log.Info("echo bot listening", "addr", ln.Addr().String(), "callback", "/wxkf/")
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- srv.Serve(ln) }()
+
+	select {
+	case err := <-serveErr:
+		_ = ch.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping: finishing pulled messages")
+	dctx, cancel := context.WithTimeout(context.Background(), drainTime)
+	defer cancel()
+	err = ch.Shutdown(dctx) // callbacks get 503 meanwhile; WeCom retries them later
+	if serr := srv.Shutdown(dctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+		err = serr
+	}
+	if err == nil {
+		log.Info("stopped cleanly")
+	}
+	return err
+}
