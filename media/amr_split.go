@@ -143,39 +143,57 @@ func frameEnergy(pcm []int16, frames int) []float64 {
 // split cuts b (laid out as f) into pieces. energy, when not nil, holds the loudness of every frame;
 // otherwise SID/NO_DATA frames count as quiet and speech frames as equally loud.
 func (s AMRSplitter) split(b []byte, f *amrFrames, energy []float64) ([][]byte, error) {
+	cost := make([]float64, f.n())
+	for i, t := range f.types {
+		switch {
+		case t.IsQuiet():
+			cost[i] = 0
+		case energy != nil:
+			cost[i] = energy[i]
+		default:
+			cost[i] = 1
+		}
+	}
+	cuts, err := s.plan(f.off, cost)
+	if err != nil {
+		return nil, err
+	}
+	pieces := make([][]byte, 0, len(cuts)-1)
+	for k := range len(cuts) - 1 {
+		from, to := f.off[cuts[k]], f.off[cuts[k+1]]
+		piece := make([]byte, 0, len(AMRMagic)+to-from)
+		pieces = append(pieces, append(append(piece, AMRMagic...), b[from:to]...))
+	}
+	return pieces, nil
+}
+
+// plan chooses where to cut a stream of len(cost) frames, frame i spanning bytes off[i]:off[i+1] and
+// as loud as cost[i]. It returns the piece boundaries as frame indices: 0, the cuts, len(cost).
+func (s AMRSplitter) plan(off []int, cost []float64) ([]int, error) {
 	maxFrames, maxBytes, window, err := s.limits()
 	if err != nil {
 		return nil, err
 	}
-	n := f.n()
-	// Prefix sums of per-frame loudness: cost(i) = 0 for quiet frame types.
-	sum := make([]float64, n+1)
-	for i, t := range f.types {
-		c := 1.0
-		switch {
-		case t.IsQuiet():
-			c = 0
-		case energy != nil:
-			c = energy[i]
-		}
+	n := len(cost)
+	sum := make([]float64, n+1) // prefix sums of cost
+	for i, c := range cost {
 		sum[i+1] = sum[i] + c
 	}
 	loud := func(c int) float64 { // mean loudness around a cut before frame c
 		lo, hi := max(0, c-splitContext), min(n, c+splitContext)
 		return (sum[hi] - sum[lo]) / float64(hi-lo)
 	}
-
-	var pieces [][]byte
-	for start := 0; ; {
+	cuts := []int{0}
+	for start := 0; start < n || len(cuts) == 1; {
 		// The forced end: as many frames as both limits allow.
 		end, size := start, len(AMRMagic)
-		for end < n && end-start < maxFrames && size+f.off[end+1]-f.off[end] <= maxBytes {
-			size += f.off[end+1] - f.off[end]
+		for end < n && end-start < maxFrames && size+off[end+1]-off[end] <= maxBytes {
+			size += off[end+1] - off[end]
 			end++
 		}
 		if end == start && end < n {
 			return nil, fmt.Errorf("%w: frame %d (%d bytes) does not fit in %d bytes",
-				ErrSplitLimit, end, f.off[end+1]-f.off[end], maxBytes)
+				ErrSplitLimit, end, off[end+1]-off[end], maxBytes)
 		}
 		cut := end
 		if end < n {
@@ -188,12 +206,8 @@ func (s AMRSplitter) split(b []byte, f *amrFrames, energy []float64) ([][]byte, 
 				}
 			}
 		}
-		piece := make([]byte, 0, len(AMRMagic)+f.off[cut]-f.off[start])
-		piece = append(append(piece, AMRMagic...), b[f.off[start]:f.off[cut]]...)
-		pieces = append(pieces, piece)
-		if cut == n {
-			return pieces, nil
-		}
+		cuts = append(cuts, cut)
 		start = cut
 	}
+	return cuts, nil
 }

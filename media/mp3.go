@@ -125,69 +125,78 @@ func findMPEG(b []byte) (int, mpegHeader, error) {
 
 // DecodeMP3 decodes an MP3 file (MPEG-1/2 Layer III) to 16-bit mono PCM at its sample rate, mixing
 // stereo by averaging. Audio longer than MaxAudioInput fails with ErrAudioTooLong; other errors match
-// ErrNotMP3, ErrUnsupportedMP3 or ErrCorruptMP3.
+// ErrNotMP3, ErrUnsupportedMP3 or ErrCorruptMP3. Long MPEG-1 files are decoded on several cores.
 func DecodeMP3(b []byte) (pcm []int16, rate int, err error) {
-	rate, err = decodeMP3(context.Background(), b, MaxAudioInput, nil, func(mono []int16) error {
-		pcm = append(pcm, mono...)
+	return decodeMP3(context.Background(), b, MaxAudioInput, 0)
+}
+
+// mp3To8k decodes an MP3 file straight to 8 kHz mono PCM.
+func mp3To8k(ctx context.Context, b []byte, maxIn time.Duration) ([]int16, error) {
+	pcm, _, err := decodeMP3(ctx, b, maxIn, VoiceSampleRate)
+	return pcm, err
+}
+
+// decodeMP3 decodes b to mono PCM of at most maxIn, resampled to toRate unless toRate is 0. It
+// returns the MP3's own sample rate.
+func decodeMP3(ctx context.Context, b []byte, maxIn time.Duration, toRate int) ([]int16, int, error) {
+	off, hdr, err := findMPEG(b)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch {
+	case hdr.layer != 3:
+		return nil, 0, fmt.Errorf("%w: MPEG-%d Layer %d", ErrUnsupportedMP3, hdr.version, hdr.layer)
+	case hdr.version == 25:
+		return nil, 0, fmt.Errorf("%w: MPEG-2.5 (%d Hz)", ErrUnsupportedMP3, hdr.rate)
+	}
+	var r *Resampler
+	if toRate != 0 {
+		if r, err = NewResampler(hdr.rate, toRate); err != nil {
+			return nil, 0, err
+		}
+	}
+	limit := maxSamples(maxIn, hdr.rate)
+	if pcm, ok, err := decodeMP3Chunks(ctx, b, off, hdr, limit, r, mp3Workers(), mp3ChunkFrames); ok {
+		if err != nil {
+			return nil, 0, err
+		}
+		return pcm, hdr.rate, nil
+	}
+	var out []int16
+	err = pumpMP3(ctx, bytes.NewReader(b[off:]), hdr.rate, 0, limit, func(mono []int16) error {
+		if r != nil {
+			out = r.Write(out, mono)
+		} else {
+			out = append(out, mono...)
+		}
 		return nil
 	})
 	if err != nil {
 		return nil, 0, err
 	}
-	return pcm, rate, nil
+	if r != nil {
+		out = r.Flush(out)
+	}
+	return out, hdr.rate, nil
 }
 
-// mp3To8k decodes an MP3 file straight to 8 kHz mono PCM.
-func mp3To8k(ctx context.Context, b []byte, maxIn time.Duration) ([]int16, error) {
-	var r *Resampler
-	var out []int16
-	_, err := decodeMP3(ctx, b, maxIn, func(rate int) (err error) {
-		r, err = NewResampler(rate, VoiceSampleRate)
-		return err
-	}, func(mono []int16) error {
-		out = r.Write(out, mono)
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return r.Flush(out), nil
-}
-
-// decodeMP3 decodes b, calling start (if not nil) with the sample rate and then handing mono PCM
-// blocks to sink. It stops at maxIn of audio with ErrAudioTooLong.
-func decodeMP3(ctx context.Context, b []byte, maxIn time.Duration, start func(rate int) error, sink func([]int16) error) (int, error) {
-	off, hdr, err := findMPEG(b)
-	if err != nil {
-		return 0, err
-	}
-	switch {
-	case hdr.layer != 3:
-		return 0, fmt.Errorf("%w: MPEG-%d Layer %d", ErrUnsupportedMP3, hdr.version, hdr.layer)
-	case hdr.version == 25:
-		return 0, fmt.Errorf("%w: MPEG-2.5 (%d Hz)", ErrUnsupportedMP3, hdr.rate)
-	}
+// pumpMP3 decodes the MP3 stream src with go-mp3 and hands mono PCM blocks to sink, dropping the
+// first skip samples. More than limit samples after those fail with ErrAudioTooLong.
+func pumpMP3(ctx context.Context, src io.Reader, rate int, skip, limit int64, sink func([]int16) error) error {
 	// A plain io.Reader (not an io.Seeker) keeps go-mp3 from pre-scanning the whole stream.
-	d, err := newMP3Decoder(struct{ io.Reader }{bytes.NewReader(b[off:])})
+	d, err := newMP3Decoder(struct{ io.Reader }{src})
 	if err != nil {
-		return 0, fmt.Errorf("%w: %w", ErrCorruptMP3, err)
+		return fmt.Errorf("%w: %w", ErrCorruptMP3, err)
 	}
-	rate := d.SampleRate()
-	if rate != hdr.rate {
-		return 0, fmt.Errorf("%w: first frame says %d Hz, decoder %d Hz", ErrCorruptMP3, hdr.rate, rate)
+	if d.SampleRate() != rate {
+		return fmt.Errorf("%w: first frame says %d Hz, decoder %d Hz", ErrCorruptMP3, rate, d.SampleRate())
 	}
-	if start != nil {
-		if err := start(rate); err != nil {
-			return 0, err
-		}
-	}
-	limit := maxSamples(maxIn, rate)
 	var total int64
 	raw := make([]byte, 4*4608) // go-mp3 always yields 16-bit stereo; 4 MPEG-1 frames
 	mono := make([]int16, len(raw)/4)
 	for {
 		if err := ctx.Err(); err != nil {
-			return 0, err
+			return err
 		}
 		n, err := readMP3(d, raw)
 		frames := n / 4
@@ -196,19 +205,24 @@ func decodeMP3(ctx context.Context, b []byte, maxIn time.Duration, start func(ra
 			r := int32(int16(uint16(raw[4*i+2]) | uint16(raw[4*i+3])<<8))
 			mono[i] = int16((l + r) >> 1)
 		}
-		if total += int64(frames); total > limit {
-			return 0, fmt.Errorf("%w: MP3 longer than %v", ErrAudioTooLong, maxIn)
+		block := mono[:frames]
+		if skip > 0 {
+			k := min(skip, int64(len(block)))
+			block, skip = block[k:], skip-k
 		}
-		if frames > 0 {
-			if err := sink(mono[:frames]); err != nil {
-				return 0, err
+		if total += int64(len(block)); total > limit {
+			return mp3TooLong(limit, rate)
+		}
+		if len(block) > 0 {
+			if err := sink(block); err != nil {
+				return err
 			}
 		}
 		if errors.Is(err, io.EOF) {
-			return rate, nil
+			return nil
 		}
 		if err != nil {
-			return 0, fmt.Errorf("%w: %w", ErrCorruptMP3, err)
+			return fmt.Errorf("%w: %w", ErrCorruptMP3, err)
 		}
 	}
 }

@@ -137,6 +137,25 @@ func (r *Resampler) Flush(out []int16) []int16 {
 	return out
 }
 
+// span computes outputs [n0, n1) of a whole stream x independently of the Resampler's state, from
+// in = x[inStart:inStart+len(in)], taking x as silence before 0 and after the end of in. in must
+// cover every input those outputs see (from inStart = 0, or from the look-behind of output n0), so
+// that pieces of a stream resampled apart are bit-identical to the stream resampled at once.
+func (r *Resampler) span(out, in []int16, inStart, n0, n1 int64) []int16 {
+	if r.from == r.to {
+		return append(out, in[n0-inStart:n1-inStart]...)
+	}
+	s := Resampler{from: r.from, to: r.to, l: r.l, m: r.m, phases: r.phases, taps: r.taps, half: r.half, table: r.table}
+	s.base = inStart
+	s.i, s.rem = n0*int64(r.m)/int64(r.l), int(n0*int64(r.m)%int64(r.l))
+	last := (n1 - 1) * int64(r.m) / int64(r.l)
+	s.buf = make([]float32, max(len(in), int(last+int64(r.half)+1-inStart)))
+	for k, v := range in {
+		s.buf[k] = float32(v)
+	}
+	return s.runN(out, n1-n0)
+}
+
 // run produces outputs while their look-ahead is within the first avail input samples.
 func (r *Resampler) run(out []int16, avail int64) []int16 {
 	var n int64

@@ -111,8 +111,8 @@ func DetectAudio(b []byte) string {
 // 2 MB each, doc 96484), cutting at quiet frames where it can (see AMRSplitter).
 //
 // AMR-NB input is only split, never re-encoded, and needs no encoder. WAV and MP3 are decoded in pure
-// Go, mixed to mono, resampled to 8 kHz with a band-limited filter and encoded with enc (ErrNoEncoder
-// when enc is nil). Other formats are decoded by ffmpeg when it is on PATH (ErrNoFFmpeg when it is
+// Go, mixed to mono, resampled to 8 kHz with a band-limited filter, cut at the quietest 20 ms frames
+// near each limit and encoded piece by piece with enc (ErrNoEncoder when enc is nil). Other formats are decoded by ffmpeg when it is on PATH (ErrNoFFmpeg when it is
 // not); SILK is refused with ErrUnsupportedAudio. Input longer than MaxAudioInput fails with
 // ErrAudioTooLong, input without any samples with ErrNoAudio. Use a VoiceConverter for other settings.
 func ToVoice(ctx context.Context, src []byte, enc AMREncoder) ([][]byte, error) {
@@ -173,15 +173,48 @@ func (c *VoiceConverter) Convert(ctx context.Context, src []byte) ([][]byte, err
 	if len(pcm) == 0 {
 		return nil, fmt.Errorf("%w: %s input decodes to no samples", ErrNoAudio, formatName(format))
 	}
-	amr, err := c.Encoder.EncodeAMR(ctx, pcm)
-	if err != nil {
-		return nil, fmt.Errorf("media: encoding AMR: %w", err)
+	return c.encode(ctx, pcm)
+}
+
+// encode cuts 8 kHz mono PCM into pieces and encodes each on its own. The cuts are planned on the
+// PCM, at the quietest frames near each limit (by energy, the same rule AMRSplitter applies), and
+// every piece starts from a fresh encoder state, just as the recipient's player starts each voice
+// message with a fresh decoder. Byte limits are planned with the largest AMR-NB frame (32 bytes);
+// an encoder output still over the limits is split again.
+func (c *VoiceConverter) encode(ctx context.Context, pcm []int16) ([][]byte, error) {
+	const per = int(AMRFrameDuration * VoiceSampleRate / time.Second)
+	n := (len(pcm) + per - 1) / per
+	off := make([]int, n+1)
+	for i := range off {
+		off[i] = i * AMRMode122.Size()
 	}
-	frames, err := scanAMR(amr)
+	cuts, err := c.Splitter.plan(off, frameEnergy(pcm, n))
 	if err != nil {
-		return nil, fmt.Errorf("media: AMR encoder output: %w", err)
+		return nil, err
 	}
-	return c.Splitter.split(amr, frames, frameEnergy(pcm, frames.n()))
+	maxFrames, maxBytes, _, _ := c.Splitter.limits()
+	var pieces [][]byte
+	for k := range len(cuts) - 1 {
+		seg := pcm[cuts[k]*per : min(len(pcm), cuts[k+1]*per)]
+		amr, err := c.Encoder.EncodeAMR(ctx, seg)
+		if err != nil {
+			return nil, fmt.Errorf("media: encoding AMR: %w", err)
+		}
+		frames, err := scanAMR(amr)
+		if err != nil {
+			return nil, fmt.Errorf("media: AMR encoder output: %w", err)
+		}
+		if frames.n() <= maxFrames && len(amr) <= maxBytes {
+			pieces = append(pieces, amr)
+			continue
+		}
+		more, err := c.Splitter.split(amr, frames, frameEnergy(seg, frames.n()))
+		if err != nil {
+			return nil, err
+		}
+		pieces = append(pieces, more...)
+	}
+	return pieces, nil
 }
 
 // decode turns src into 8 kHz mono PCM of at most maxIn.
