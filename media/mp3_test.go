@@ -224,13 +224,13 @@ func TestParseMPEGHeader(t *testing.T) {
 		h    uint32
 		want mpegHeader
 	}{
-		{0xFFFB9000, mpegHeader{version: 1, layer: 3, rate: 44100, size: 417}},  // 128 kbit/s
-		{0xFFFB9200, mpegHeader{version: 1, layer: 3, rate: 44100, size: 418}},  // padded
-		{0xFFFBE400, mpegHeader{version: 1, layer: 3, rate: 48000, size: 960}},  // 320 kbit/s
-		{0xFFF34800, mpegHeader{version: 2, layer: 3, rate: 16000, size: 144}},  // 32 kbit/s
-		{0xFFE32800, mpegHeader{version: 25, layer: 3, rate: 8000, size: 144}},  // 16 kbit/s
-		{0xFFFDA400, mpegHeader{version: 1, layer: 2, rate: 48000, size: 576}},  // 192 kbit/s
-		{0xFFFFE400, mpegHeader{version: 1, layer: 1, rate: 48000, size: 448}},  // 448 kbit/s, 4-byte slots
+		{0xFFFB9000, mpegHeader{version: 1, layer: 3, rate: 44100, size: 417}}, // 128 kbit/s
+		{0xFFFB9200, mpegHeader{version: 1, layer: 3, rate: 44100, size: 418}}, // padded
+		{0xFFFBE400, mpegHeader{version: 1, layer: 3, rate: 48000, size: 960}}, // 320 kbit/s
+		{0xFFF34800, mpegHeader{version: 2, layer: 3, rate: 16000, size: 144}}, // 32 kbit/s
+		{0xFFE32800, mpegHeader{version: 25, layer: 3, rate: 8000, size: 144}}, // 16 kbit/s
+		{0xFFFDA400, mpegHeader{version: 1, layer: 2, rate: 48000, size: 576}}, // 192 kbit/s
+		{0xFFFFE400, mpegHeader{version: 1, layer: 1, rate: 48000, size: 448}}, // 448 kbit/s, 4-byte slots
 	}
 	for _, tt := range tests {
 		got, ok := parseMPEGHeader(tt.h)

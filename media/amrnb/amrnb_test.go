@@ -182,7 +182,7 @@ func TestDecoderRejectsBadInput(t *testing.T) {
 	bomb := append([]byte(media.AMRMagic), bytes.Repeat([]byte{0x7c}, 6000)...)
 	_, err := amrnb.NewDecoder(amrnb.WithMaxDuration(time.Minute)).DecodeAMR(t.Context(), bomb)
 	require.ErrorIs(t, err, media.ErrAudioTooLong)
-	pcm, err := amrnb.NewDecoder(amrnb.WithMaxDuration(2 * time.Minute)).DecodeAMR(t.Context(), bomb)
+	pcm, err := amrnb.NewDecoder(amrnb.WithMaxDuration(2*time.Minute)).DecodeAMR(t.Context(), bomb)
 	require.NoError(t, err)
 	assert.Len(t, pcm, 6000*160)
 }
