@@ -81,7 +81,7 @@ func (c *Clock) Advance(d time.Duration) {
 // Lease ttls used by the suite: short enough that renewal and loss happen within a test, long enough for a
 // loaded CI machine running -race.
 const (
-	shortTTL = 300 * time.Millisecond
+	shortTTL = time.Second
 	ttl      = 2 * time.Second
 	patience = 10 * time.Second // how long the suite waits for something that must happen
 )
@@ -512,7 +512,7 @@ func testLockRenewal(t *testing.T, h *Harness) {
 	ctx := ctxT(t)
 	l, err := h.Locker.Lock(ctx, "wk", shortTTL)
 	require.NoError(t, err)
-	time.Sleep(4 * shortTTL) // would have expired three times over without renewal
+	time.Sleep(3 * shortTTL) // would have expired twice over without renewal
 	require.NoError(t, l.Err())
 	require.False(t, isClosed(l.Done()))
 	require.False(t, tryLock(t, h.Locker, "wk", shortTTL/2), "a renewed lease must stay held")

@@ -310,3 +310,60 @@ func TestInvalidArguments(t *testing.T) {
 	_, err := s.Lock(ctx, "wk", 0)
 	require.ErrorIs(t, err, cursor.ErrInvalidArgument)
 }
+
+// roundTrips counts what the client sends: one per command, one per pipeline.
+type roundTrips struct {
+	n    atomic.Int64
+	cmds atomic.Int64
+}
+
+func (h *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (h *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		h.n.Add(1)
+		h.cmds.Add(1)
+		return next(ctx, cmd)
+	}
+}
+func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		h.n.Add(1)
+		h.cmds.Add(int64(len(cmds)))
+		return next(ctx, cmds)
+	}
+}
+
+// Checking a full sync_msg page (1000 msgids) costs one round trip; larger batches one pipeline.
+func TestDedupBatchIsOneRoundTrip(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	addr, _, _ := redistest.Start(t)
+	c := newClient(t, addr)
+	s := redis.New(c)
+	ids := make([]string, 3000)
+	for i := range ids {
+		ids[i] = fmt.Sprintf("m%d", i)
+	}
+	// Warm up: connection handshake and script loading are not part of the steady state.
+	require.NoError(t, s.MarkDone(ctx, "wk", ids[:1]...))
+	_, err := s.Done(ctx, "wk", ids[:1]...)
+	require.NoError(t, err)
+	_, err = s.Done(ctx, "wk", ids...)
+	require.NoError(t, err)
+
+	h := &roundTrips{}
+	c.AddHook(h)
+	for _, n := range []int{1, 1000, 3000} {
+		h.n.Store(0)
+		h.cmds.Store(0)
+		got, err := s.Done(ctx, "wk", ids[:n]...)
+		require.NoError(t, err)
+		require.Len(t, got, n)
+		require.Equal(t, int64(1), h.n.Load(), "Done of %d msgids", n)
+		require.Equal(t, int64((n+999)/1000), h.cmds.Load(), "one script call per 1000 msgids")
+
+		h.n.Store(0)
+		require.NoError(t, s.MarkDone(ctx, "wk", ids[:n]...))
+		require.Equal(t, int64(1), h.n.Load(), "MarkDone of %d msgids", n)
+	}
+}
