@@ -312,6 +312,7 @@ const (
 	GenderFemale  Gender = 2
 )
 
+// String returns "unknown", "male" or "female".
 func (g Gender) String() string {
 	switch g {
 	case GenderUnknown:

@@ -99,17 +99,35 @@ type CALink struct {
 // NewCALink returns a ca_link message for an http(s) acquisition link.
 func NewCALink(linkURL string) *CALink { return &CALink{LinkURL: linkURL} }
 
-// MsgType implementations.
-func (Text) MsgType() MsgType        { return MsgTypeText }
-func (Image) MsgType() MsgType       { return MsgTypeImage }
-func (Voice) MsgType() MsgType       { return MsgTypeVoice }
-func (Video) MsgType() MsgType       { return MsgTypeVideo }
-func (File) MsgType() MsgType        { return MsgTypeFile }
-func (Link) MsgType() MsgType        { return MsgTypeLink }
+// MsgType is "text".
+func (Text) MsgType() MsgType { return MsgTypeText }
+
+// MsgType is "image".
+func (Image) MsgType() MsgType { return MsgTypeImage }
+
+// MsgType is "voice".
+func (Voice) MsgType() MsgType { return MsgTypeVoice }
+
+// MsgType is "video".
+func (Video) MsgType() MsgType { return MsgTypeVideo }
+
+// MsgType is "file".
+func (File) MsgType() MsgType { return MsgTypeFile }
+
+// MsgType is "link".
+func (Link) MsgType() MsgType { return MsgTypeLink }
+
+// MsgType is "miniprogram".
 func (MiniProgram) MsgType() MsgType { return MsgTypeMiniProgram }
-func (Menu) MsgType() MsgType        { return MsgTypeMsgMenu }
-func (Location) MsgType() MsgType    { return MsgTypeLocation }
-func (CALink) MsgType() MsgType      { return MsgTypeCALink }
+
+// MsgType is "msgmenu".
+func (Menu) MsgType() MsgType { return MsgTypeMsgMenu }
+
+// MsgType is "location".
+func (Location) MsgType() MsgType { return MsgTypeLocation }
+
+// MsgType is "ca_link".
+func (CALink) MsgType() MsgType { return MsgTypeCALink }
 
 type sendText struct {
 	Content string `json:"content"`

@@ -235,6 +235,7 @@ type HTTPError struct {
 	Body string
 }
 
+// Error describes the method, path and status, and quotes the start of the body.
 func (e *HTTPError) Error() string {
 	s := fmt.Sprintf("kf: %s %s: HTTP %d", e.Method, e.Path, e.StatusCode)
 	if e.Body != "" {
@@ -252,10 +253,12 @@ type RequestError struct {
 	Err    error
 }
 
+// Error describes the failed call with access_token and corpsecret values redacted.
 func (e *RequestError) Error() string {
 	return "kf: " + e.Method + " " + e.Path + ": " + redact(e.Err.Error())
 }
 
+// Unwrap returns the cause, so errors.Is(err, context.DeadlineExceeded) and the like work.
 func (e *RequestError) Unwrap() error { return e.Err }
 
 // Timeout reports whether the failure was a timeout.

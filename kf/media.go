@@ -240,7 +240,7 @@ func dispositionFilename(cd string) string {
 	}
 	if _, params, err := mime.ParseMediaType(cd); err == nil {
 		if f := params["filename"]; f != "" {
-			return path.Base(strings.ReplaceAll(f, "\\", "/"))
+			return baseName(f)
 		}
 	}
 	// Lenient fallback: filename="..." or filename=...
@@ -262,7 +262,17 @@ func dispositionFilename(cd string) string {
 	if v == "" || !utf8.ValidString(v) {
 		return ""
 	}
-	return path.Base(strings.ReplaceAll(v, "\\", "/"))
+	return baseName(v)
+}
+
+// baseName keeps the last path element of a name WeCom sent, so that a hostile name cannot point
+// outside the directory a caller saves it in; "", "." and ".." become "".
+func baseName(name string) string {
+	b := path.Base(strings.ReplaceAll(name, "\\", "/"))
+	if b == "." || b == ".." || b == "/" || strings.ContainsFunc(b, unicode.IsControl) {
+		return ""
+	}
+	return b
 }
 
 func newBytesReader(b []byte) *bytes.Reader { return bytes.NewReader(b) }

@@ -55,6 +55,7 @@ const (
 	OriginServicer Origin = 5
 )
 
+// String returns "customer", "system" or "servicer".
 func (o Origin) String() string {
 	switch o {
 	case OriginCustomer:
@@ -375,6 +376,7 @@ const (
 	FailSecurity         FailType = 13 // blocked for security reasons
 )
 
+// String describes the failure type in English.
 func (f FailType) String() string {
 	switch f {
 	case FailUnknown:
@@ -413,6 +415,7 @@ const (
 	ServicerStopped   ServicerStatus = 2
 )
 
+// String returns "receiving" or "stopped".
 func (s ServicerStatus) String() string {
 	switch s {
 	case ServicerReceiving:
@@ -434,6 +437,7 @@ const (
 	SessionRejoined       SessionChangeType = 4 // rejoined the queue
 )
 
+// String describes the change in English.
 func (t SessionChangeType) String() string {
 	switch t {
 	case SessionTakenFromQueue:

@@ -332,3 +332,47 @@ func TestTokenFetchFailureNotMultiplied(t *testing.T) {
 	assert.EqualValues(t, 3, s.tokenN.Load())
 	assert.Zero(t, s.count("/cgi-bin/kf/sync_msg"))
 }
+
+// media/get streams: a failed attempt (5xx, rejected token as a JSON body with HTTP 200) is
+// closed and retried before anything is written.
+func TestDownloadRetries(t *testing.T) {
+	t.Parallel()
+	data := "\x89PNG\r\n\x1a\n-binary-media-bytes"
+	s := newStub(t)
+	s.apiFn = func(_ string, n int) (int, string) {
+		switch n {
+		case 1:
+			return 503, "try later"
+		case 2:
+			return 200, `{"errcode":40014,"errmsg":"invalid access_token"}`
+		}
+		return 200, data
+	}
+	c := s.client(t, kf.WithRetry(3, time.Millisecond, time.Millisecond))
+	var sb strings.Builder
+	d, err := c.DownloadMedia(context.Background(), "mid", &sb)
+	require.NoError(t, err)
+	assert.Equal(t, data, sb.String())
+	assert.EqualValues(t, len(data), d.Size)
+	assert.Equal(t, 3, s.count("/cgi-bin/media/get"))
+	assert.Equal(t, []string{stubToken(1), stubToken(1), stubToken(2)}, s.usedTokens(), "token refreshed after 40014")
+
+	// errcode 0 without media is not data either.
+	s2 := newStub(t)
+	s2.apiFn = func(string, int) (int, string) { return 200, `{"errcode":0,"errmsg":"ok"}` }
+	sb.Reset()
+	_, err = s2.client(t).DownloadMedia(context.Background(), "mid", &sb)
+	require.ErrorIs(t, err, kf.ErrUnexpectedResponse)
+	assert.Zero(t, sb.Len())
+
+	// A 4xx is an HTTPError; nothing written.
+	s3 := newStub(t)
+	s3.apiFn = func(string, int) (int, string) { return 404, "not here" }
+	sb.Reset()
+	_, err = s3.client(t).DownloadMedia(context.Background(), "mid", &sb)
+	var he *kf.HTTPError
+	require.ErrorAs(t, err, &he)
+	assert.Equal(t, 404, he.StatusCode)
+	assert.Equal(t, "not here", he.Body)
+	assert.Zero(t, sb.Len())
+}

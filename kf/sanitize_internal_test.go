@@ -50,3 +50,24 @@ func TestTokenStoreKeyHidesSecret(t *testing.T) {
 	assert.Equal(t, k1, tokenStoreKey("ww1", "the-secret-value"))
 	assert.NotEqual(t, tokenStoreKey("ww1a", "b"), tokenStoreKey("ww1", "ab"), "corpid and secret are separated")
 }
+
+func TestDispositionFilename(t *testing.T) {
+	t.Parallel()
+	cases := map[string]string{
+		``:                                "",
+		`attachment; filename="a.jpg"`:    "a.jpg",
+		`attachment; filename=a.jpg`:      "a.jpg",
+		`attachment; filename="照片 1.jpg"`: "照片 1.jpg",
+		`attachment; filename*=UTF-8''%E7%85%A7.png`: "照.png",
+		`attachment; filename="../../etc/passwd"`:    "passwd",
+		`attachment; filename="..\\..\\x.exe"`:       "x.exe",
+		`attachment; filename=".."`:                  "",
+		`attachment; filename="a.jpg`:                "a.jpg",
+		`attachment; filename="a` + "\x00" + `b"`:    "",
+		`attachment`:                      "",
+		`garbage; filename=x.bin; size=3`: "x.bin",
+	}
+	for in, want := range cases {
+		assert.Equal(t, want, dispositionFilename(in), in)
+	}
+}

@@ -22,6 +22,7 @@ const (
 	ServiceStateEnded ServiceStateValue = 4
 )
 
+// String returns "new", "assistant", "queued", "servicer" or "ended".
 func (s ServiceStateValue) String() string {
 	switch s {
 	case ServiceStateNew:
