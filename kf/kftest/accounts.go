@@ -66,7 +66,7 @@ func (s *Server) handleAccountAdd(c *call) result {
 	if e := s.checkAvatarLocked(*req.MediaID, c.now); e != nil {
 		return failErr(e)
 	}
-	return result{v: accountAddResp{okBody: ok0, OpenKfID: s.addAccountLocked(*req.Name, *req.MediaID)}}
+	return result{v: accountAddResp{okBody: okay(), OpenKfID: s.addAccountLocked(*req.Name, *req.MediaID)}}
 }
 
 type openKfReq struct {
@@ -170,7 +170,7 @@ func (s *Server) handleAccountList(c *call) result {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp := accountListResp{okBody: ok0, AccountList: []accountInfo{}}
+	resp := accountListResp{okBody: okay(), AccountList: []accountInfo{}}
 	for i := offset; i < len(s.accountIDs) && len(resp.AccountList) < limit; i++ {
 		a := s.accounts[s.accountIDs[i]]
 		resp.AccountList = append(resp.AccountList, accountInfo{
@@ -210,7 +210,7 @@ func (s *Server) handleAddContactWay(c *call) result {
 	if req.Scene != "" {
 		u += "?enc_scene=ENC" + url.QueryEscape(shortHash(req.OpenKfID+"|"+req.Scene)+shortHash(req.Scene))
 	}
-	return result{v: contactWayResp{okBody: ok0, URL: u}}
+	return result{v: contactWayResp{okBody: okay(), URL: u}}
 }
 
 // isIDChars reports whether s holds only [0-9a-zA-Z_-].
@@ -269,7 +269,7 @@ func (s *Server) handleServicerAdd(c *call) result {
 	if e != nil {
 		return failErr(e)
 	}
-	resp := servicerResp{okBody: ok0, ResultList: []servicerResult{}}
+	resp := servicerResp{okBody: okay(), ResultList: []servicerResult{}}
 	for _, u := range req.UserIDList {
 		if u == "" {
 			resp.ResultList = append(resp.ResultList, servicerResult{UserID: u, ErrCode: 60111, ErrMsg: "userid not found"})
@@ -306,7 +306,7 @@ func (s *Server) handleServicerDel(c *call) result {
 	if e != nil {
 		return failErr(e)
 	}
-	resp := servicerResp{okBody: ok0, ResultList: []servicerResult{}}
+	resp := servicerResp{okBody: okay(), ResultList: []servicerResult{}}
 	for _, u := range req.UserIDList {
 		if acc.servicers[u] == nil {
 			resp.ResultList = append(resp.ResultList, servicerResult{UserID: u, ErrCode: CodeNotServicer, ErrMsg: "not a servicer"})
@@ -348,7 +348,7 @@ func (s *Server) handleServicerList(c *call) result {
 	if e != nil {
 		return failErr(e)
 	}
-	resp := servicerListResp{okBody: ok0, ServicerList: []servicerInfo{}}
+	resp := servicerListResp{okBody: okay(), ServicerList: []servicerInfo{}}
 	for _, u := range acc.svcOrder {
 		st, stop := ServicerReceiving, 0
 		if acc.servicers[u].status != ServicerReceiving {
@@ -403,7 +403,7 @@ func (s *Server) handleCustomerBatchGet(c *call) result {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp := batchGetResp{okBody: ok0, CustomerList: []customerInfo{}, InvalidExternalUserID: []string{}}
+	resp := batchGetResp{okBody: okay(), CustomerList: []customerInfo{}, InvalidExternalUserID: []string{}}
 	for _, id := range req.ExternalUserIDList {
 		cu := s.customers[id]
 		if cu == nil {
@@ -427,7 +427,7 @@ type qualificationResp struct {
 
 // handleCorpQualification is GET kf/get_corp_qualification (§8).
 func (s *Server) handleCorpQualification(c *call) result {
-	return result{v: qualificationResp{okBody: ok0, WechatChannelsBinding: s.cfg.corpQualificationBinded}}
+	return result{v: qualificationResp{okBody: okay(), WechatChannelsBinding: s.cfg.corpQualificationBinded}}
 }
 
 type upgradeConfigResp struct {
@@ -449,7 +449,7 @@ const UpgradeChatID = "wrkftestchat0000000000000000001"
 func (s *Server) handleUpgradeConfig(c *call) result {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	resp := upgradeConfigResp{okBody: ok0}
+	resp := upgradeConfigResp{okBody: okay()}
 	resp.MemberRange.UserIDList = []string{}
 	resp.MemberRange.DepartmentIDList = []int64{}
 	for _, id := range s.accountIDs {
@@ -520,8 +520,8 @@ func (s *Server) upgradeTarget(openKfID, user string) result {
 	return result{}
 }
 
-// statisticZone is the time zone of WeCom's day boundaries (Beijing time).
-var statisticZone = time.FixedZone("CST", 8*3600)
+// statisticZone is the time zone of WeCom's day boundaries (Beijing time, UTC+8).
+func statisticZone() *time.Location { return time.FixedZone("CST", 8*3600) }
 
 type statisticReq struct {
 	OpenKfID       string `json:"open_kfid"`
@@ -546,7 +546,7 @@ func checkStatisticWindow(req *statisticReq, now time.Time) *apiError {
 	if req.StartTime == nil || req.EndTime == nil {
 		return errf(CodeInvalidParameter, "invalid parameter: start_time and end_time required")
 	}
-	start, end := time.Unix(*req.StartTime, 0).In(statisticZone), time.Unix(*req.EndTime, 0).In(statisticZone)
+	start, end := time.Unix(*req.StartTime, 0).In(statisticZone()), time.Unix(*req.EndTime, 0).In(statisticZone())
 	isMidnight := func(t time.Time) bool { return t.Hour() == 0 && t.Minute() == 0 && t.Second() == 0 }
 	today := midnight(now)
 	switch {
@@ -565,8 +565,9 @@ func checkStatisticWindow(req *statisticReq, now time.Time) *apiError {
 }
 
 func midnight(t time.Time) time.Time {
-	t = t.In(statisticZone)
-	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, statisticZone)
+	z := statisticZone()
+	t = t.In(z)
+	return time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, z)
 }
 
 // handleCorpStatistic is POST kf/get_corp_statistic {open_kfid, start_time, end_time} (§8): one item
@@ -594,7 +595,7 @@ func (s *Server) statistic(c *call, perServicer bool) result {
 	if e := checkStatisticWindow(&req, c.now); e != nil {
 		return failErr(e)
 	}
-	resp := statisticResp{okBody: ok0, StatisticList: []statisticItem{}}
+	resp := statisticResp{okBody: okay(), StatisticList: []statisticItem{}}
 	for day := time.Unix(*req.StartTime, 0); !day.After(time.Unix(*req.EndTime, 0)); day = day.Add(24 * time.Hour) {
 		msgs, users := 0, map[string]bool{}
 		for _, m := range acc.msgs {

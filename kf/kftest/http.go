@@ -7,7 +7,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -47,7 +46,8 @@ type okBody struct {
 	ErrMsg  string `json:"errmsg"`
 }
 
-var ok0 = okBody{ErrCode: 0, ErrMsg: "ok"}
+// okay is the {errcode 0, errmsg "ok"} every success answer starts with.
+func okay() okBody { return okBody{ErrCode: 0, ErrMsg: "ok"} }
 
 func fail(code int, msg string) result { return result{err: errf(code, msg)} }
 func failErr(e *apiError) result       { return result{err: e} }
@@ -283,7 +283,7 @@ func (res result) json() []byte {
 		return res.raw
 	}
 	if res.v == nil {
-		b, _ := json.Marshal(ok0)
+		b, _ := json.Marshal(okay())
 		return b
 	}
 	b, err := json.Marshal(res.v)
@@ -351,7 +351,14 @@ func (s *Server) finish(r *http.Request, path string, body []byte, res result, s
 	s.emit(rec)
 }
 
-var secretKeys = []string{"access_token", "corpsecret", "token"}
+// isSecretKey reports whether a query or JSON key holds a secret never shown in records.
+func isSecretKey(k string) bool {
+	switch strings.ToLower(k) {
+	case "access_token", "corpsecret", "token":
+		return true
+	}
+	return false
+}
 
 // redactQuery renders the query with secret values replaced by "…" (sorted by key, as url.Values.Encode).
 func redactQuery(q url.Values) string {
@@ -360,7 +367,7 @@ func redactQuery(q url.Values) string {
 	}
 	out := url.Values{}
 	for k, vs := range q {
-		if slices.Contains(secretKeys, strings.ToLower(k)) {
+		if isSecretKey(k) {
 			out[k] = []string{"…"}
 			continue
 		}
@@ -381,7 +388,7 @@ func redactJSON(body []byte) json.RawMessage {
 		return b
 	}
 	for k := range m {
-		if slices.Contains(secretKeys, strings.ToLower(k)) {
+		if isSecretKey(k) {
 			m[k] = json.RawMessage(`"…"`)
 		}
 	}

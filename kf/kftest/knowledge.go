@@ -78,7 +78,7 @@ func (s *Server) handleKnowledgeAddGroup(c *call) result {
 	}
 	g := &kGroup{id: s.randString(24, alnum), name: req.Name}
 	s.knowledge.groups = append(s.knowledge.groups, g)
-	return result{v: kGroupAddResp{okBody: ok0, GroupID: g.id}}
+	return result{v: kGroupAddResp{okBody: okay(), GroupID: g.id}}
 }
 
 // handleKnowledgeDelGroup is POST kf/knowledge/del_group {group_id}; the default group cannot be
@@ -179,7 +179,7 @@ func (s *Server) handleKnowledgeListGroup(c *call) result {
 			all = append(all, g)
 		}
 	}
-	resp := kGroupListResp{okBody: ok0, GroupList: []kGroupInfo{}}
+	resp := kGroupListResp{okBody: okay(), GroupList: []kGroupInfo{}}
 	for i := off; i < len(all) && len(resp.GroupList) < limit; i++ {
 		d := 0
 		if all[i].isDefault {
@@ -251,7 +251,7 @@ func (s *Server) handleKnowledgeAddIntent(c *call) result {
 	it := &kIntent{id: s.randString(24, alnum), groupID: req.GroupID, question: req.Question,
 		similar: req.SimilarQuestions, answers: req.Answers}
 	s.knowledge.intents = append(s.knowledge.intents, it)
-	return result{v: kIntentAddResp{okBody: ok0, IntentID: it.id}}
+	return result{v: kIntentAddResp{okBody: okay(), IntentID: it.id}}
 }
 
 // handleKnowledgeDelIntent is POST kf/knowledge/del_intent {intent_id}.
@@ -338,7 +338,7 @@ func (s *Server) handleKnowledgeListIntent(c *call) result {
 			all = append(all, it)
 		}
 	}
-	resp := kIntentListResp{okBody: ok0, IntentList: []kIntentInfo{}}
+	resp := kIntentListResp{okBody: okay(), IntentList: []kIntentInfo{}}
 	for i := off; i < len(all) && len(resp.IntentList) < limit; i++ {
 		it := all[i]
 		resp.IntentList = append(resp.IntentList, kIntentInfo{GroupID: it.groupID, IntentID: it.id,

@@ -106,7 +106,7 @@ func (s *Server) handleUpload(c *call) result {
 	}
 	id := s.putMediaLocked(kind, filename, ct, data)
 	s.mu.Unlock()
-	return result{v: uploadResp{okBody: ok0, Type: kind, MediaID: id, CreatedAt: strconv.FormatInt(c.now.Unix(), 10)},
+	return result{v: uploadResp{okBody: okay(), Type: kind, MediaID: id, CreatedAt: strconv.FormatInt(c.now.Unix(), 10)},
 		recReq: rec()}
 }
 
@@ -168,11 +168,11 @@ func isMP4(data []byte) bool {
 	return size >= 16 && uint64(size) <= uint64(len(data))
 }
 
-// amrFrameSize is the size in bytes, header octet included, of an AMR-NB storage-format frame of
+// amrFrameSizes holds the size in bytes, header octet included, of an AMR-NB storage-format frame of
 // each frame type FT (RFC 4867 §5.3; payload bits from 3GPP TS 26.101: 95, 103, 118, 134, 148, 159,
 // 204, 244 for modes 0–7, 39 for SID, 43/38/37 for the GSM-EFR/TDMA-EFR/PDC-EFR SIDs, 0 for
-// NO_DATA). -1 marks the reserved types 12–14.
-var amrFrameSize = [16]int{13, 14, 16, 18, 20, 21, 27, 32, 6, 7, 6, 6, -1, -1, -1, 1}
+// NO_DATA). The reserved types 12–14 have no size (0 in the table).
+const amrFrameSizes = "\x0d\x0e\x10\x12\x14\x15\x1b\x20\x06\x07\x06\x06\x00\x00\x00\x01"
 
 const amrMagic = "#!AMR\n"
 
@@ -186,8 +186,8 @@ func AMRDuration(data []byte) (time.Duration, error) {
 	frames := 0
 	for i := len(amrMagic); i < len(data); {
 		ft := (data[i] >> 3) & 0x0f
-		n := amrFrameSize[ft]
-		if n < 0 {
+		n := int(amrFrameSizes[ft])
+		if n == 0 {
 			return 0, fmt.Errorf("reserved frame type %d at byte %d", ft, i)
 		}
 		if i+n > len(data) {

@@ -365,7 +365,7 @@ func (s *Server) handleSendMsg(c *call) result {
 	}
 	ss.sentSince++
 	id := s.acceptLocked(acc, req, c, false)
-	return result{v: sendResp{okBody: ok0, MsgID: id}}
+	return result{v: sendResp{okBody: okay(), MsgID: id}}
 }
 
 // handleSendMsgOnEvent is POST /cgi-bin/kf/send_msg_on_event (§6, doc 95122): the code must be one
@@ -400,7 +400,7 @@ func (s *Server) handleSendMsgOnEvent(c *call) result {
 	}
 	req.OpenKfID, req.ToUser = ec.openKfID, ec.user
 	id := s.acceptLocked(acc, req, c, true)
-	return result{v: sendResp{okBody: ok0, MsgID: id}}
+	return result{v: sendResp{okBody: okay(), MsgID: id}}
 }
 
 func checkDuplicate(acc *account, clientID string) *apiError {

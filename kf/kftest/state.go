@@ -28,7 +28,7 @@ func (s *Server) handleStateGet(c *call) result {
 	if req.ExternalUserID == "" {
 		return fail(CodeInvalidExternalUserID, "invalid external_userid")
 	}
-	resp := stateGetResp{okBody: ok0}
+	resp := stateGetResp{okBody: okay()}
 	if ss := acc.sessions[req.ExternalUserID]; ss != nil {
 		resp.ServiceState, resp.ServicerUserID = ss.state, ss.servicer
 	}
@@ -47,14 +47,21 @@ type stateTransResp struct {
 	MsgCode string `json:"msg_code,omitempty"`
 }
 
-// allowedTransitions is the table of §7 (doc 94698): 0→1/2/3, 1→2/3, 2→3, 3→3 (transfer), 3→4.
+// allowedTransition is the table of §7 (doc 94698): 0→1/2/3, 1→2/3, 2→3, 3→3 (transfer), 3→4.
 // The fake follows it literally: every other pair, including 0/1/2→4 and staying in the same
 // state other than 3, is 95016.
-var allowedTransitions = map[[2]int]bool{
-	{0, 1}: true, {0, 2}: true, {0, 3}: true,
-	{1, 2}: true, {1, 3}: true,
-	{2, 3}: true,
-	{3, 3}: true, {3, 4}: true,
+func allowedTransition(from, to int) bool {
+	switch from {
+	case StateNew:
+		return to == StateAssist || to == StateQueued || to == StateServicer
+	case StateAssist:
+		return to == StateQueued || to == StateServicer
+	case StateQueued:
+		return to == StateServicer
+	case StateServicer:
+		return to == StateServicer || to == StateEnded
+	}
+	return false
 }
 
 // handleStateTrans is POST /cgi-bin/kf/service_state/trans (§7). Target state 3 needs a
@@ -81,7 +88,7 @@ func (s *Server) handleStateTrans(c *call) result {
 	to := *req.ServiceState
 	ss := acc.session(req.ExternalUserID)
 	from := ss.state
-	if !allowedTransitions[[2]int{from, to}] {
+	if !allowedTransition(from, to) {
 		return fail(CodeBadTransition, fmt.Sprintf("state transition %d→%d not allowed", from, to))
 	}
 	if to == StateServicer {
@@ -96,7 +103,7 @@ func (s *Server) handleStateTrans(c *call) result {
 			return fail(CodeServicerNotReceiving, "servicer is not receiving")
 		}
 	}
-	resp := stateTransResp{okBody: ok0}
+	resp := stateTransResp{okBody: okay()}
 	ss.state = to
 	switch to {
 	case StateServicer:

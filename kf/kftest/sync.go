@@ -104,7 +104,7 @@ func (s *Server) handleSyncMsg(c *call) result {
 		}
 	}
 
-	resp := syncResp{okBody: ok0, MsgList: []json.RawMessage{}}
+	resp := syncResp{okBody: okay(), MsgList: []json.RawMessage{}}
 	if pos < len(acc.msgs) && s.chanceLocked(s.faults.EmptyPageRate, "/cgi-bin/kf/sync_msg") {
 		resp.HasMore = 1
 		resp.NextCursor = s.makeCursor(acc, pos, cutoff)

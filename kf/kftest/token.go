@@ -27,12 +27,12 @@ func (s *Server) handleGetToken(c *call) result {
 	defer s.mu.Unlock()
 	if t := s.tokens[s.current]; t != nil && !t.invalidated && !t.expired && c.now.Before(t.expires) {
 		left := int64((t.expires.Sub(c.now) + time.Second - 1) / time.Second)
-		return result{v: tokenResp{okBody: ok0, AccessToken: s.current, ExpiresIn: left}}
+		return result{v: tokenResp{okBody: okay(), AccessToken: s.current, ExpiresIn: left}}
 	}
 	tok := s.randString(128, idChars)
 	s.tokens[tok] = &accessToken{expires: c.now.Add(s.cfg.tokenTTL)}
 	s.current = tok
-	return result{v: tokenResp{okBody: ok0, AccessToken: tok, ExpiresIn: int64(s.cfg.tokenTTL / time.Second)}}
+	return result{v: tokenResp{okBody: okay(), AccessToken: tok, ExpiresIn: int64(s.cfg.tokenTTL / time.Second)}}
 }
 
 // checkAccessToken enforces §3 on every cgi-bin call: missing → 41001, unknown or invalidated →
