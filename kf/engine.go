@@ -164,15 +164,25 @@ type session struct {
 
 	loaded     bool
 	pullCursor string    // where the next sync_msg starts: the newest next_cursor pulled
-	saved      string    // the cursor last saved
+	saved      string    // the cursor last saved (by load, then only by the committer)
 	boundary   time.Time // skip messages sent before this (zero: skip nothing)
-	saveRetry  <-chan time.Time
+
+	commitReq  chan struct{}
+	stopCommit chan struct{}
 }
 
 func (s *session) lost() bool { return s.lease.Err() != nil }
 
 func (s *session) run() {
 	ch := s.a.ch
+	s.commitReq = make(chan struct{}, 1)
+	s.stopCommit = make(chan struct{})
+	committed := make(chan struct{})
+	go s.committer(committed)
+	defer func() {
+		close(s.stopCommit)
+		<-committed // the final save, unless the lease was lost or work was abandoned
+	}()
 	for {
 		if s.lost() || ch.workCtx.Err() != nil {
 			return // never save after losing the lease: another replica may be pulling
@@ -183,18 +193,16 @@ func (s *session) run() {
 					s.a.mu.Lock()
 					s.a.pending = true // not covered: pull again after the backoff
 					s.a.mu.Unlock()
-					if !s.bo.wait(ch.pullCtx) {
-						continue
-					}
+					s.bo.wait(ch.pullCtx)
 				}
 				continue
 			}
 		}
-		s.commit()
+		s.requestCommit()
 		s.a.mu.Lock()
 		pending := s.a.pending && ch.pullCtx.Err() == nil
 		s.a.mu.Unlock()
-		if !pending && s.tr.inflight() == 0 && s.saveRetry == nil {
+		if !pending && s.tr.inflight() == 0 {
 			return
 		}
 		stopPull := ch.pullCtx.Done()
@@ -207,8 +215,48 @@ func (s *session) run() {
 		case <-s.lease.Done():
 		case <-ch.workCtx.Done():
 		case <-stopPull:
-		case <-s.saveRetry:
-			s.saveRetry = nil
+		}
+	}
+}
+
+func (s *session) requestCommit() {
+	select {
+	case s.commitReq <- struct{}{}:
+	default:
+	}
+}
+
+// committer saves the newest cursor whose pages are all done, off the pull loop so a slow store
+// (fsync, a Redis round trip) never delays pulling. It never saves once the lease is lost. Save
+// errors are retried with backoff; the cursor only trails, so a late save loses nothing.
+func (s *session) committer(done chan<- struct{}) {
+	ch := s.a.ch
+	defer close(done)
+	bo := ch.newBackoff()
+	for {
+		final := false
+		select {
+		case <-s.commitReq:
+		case <-s.stopCommit:
+			final = true
+		}
+		for {
+			cur, ok := s.tr.committable()
+			if !ok || cur == s.saved || s.lost() || ch.workCtx.Err() != nil {
+				break
+			}
+			if err := ch.stores.Save(ch.workCtx, s.a.id, cur); err != nil {
+				ch.noteErr("cursor save", err)
+				if !bo.wait(ch.workCtx) {
+					return
+				}
+				continue
+			}
+			s.saved = cur
+			bo.reset()
+		}
+		if final {
+			return
 		}
 	}
 }
@@ -339,25 +387,6 @@ func (s *session) dispatchPage(resp *SyncMsgResponse) bool {
 	// Once a page past the boundary is pulled, later pages need no history check; the saved
 	// cursor will make the boundary irrelevant on the next start.
 	return true
-}
-
-// commit saves the newest cursor whose pages are all done, unless the lease was lost.
-func (s *session) commit() {
-	ch := s.a.ch
-	cur, ok := s.tr.committable()
-	if !ok || cur == s.saved || cur == "" {
-		return
-	}
-	if s.lost() {
-		return
-	}
-	if err := ch.stores.Save(context.WithoutCancel(ch.workCtx), s.a.id, cur); err != nil {
-		ch.noteErr("cursor save", err) // tracker.ready keeps the cursor: the retry saves it
-		s.saveRetry = time.After(s.bo.next())
-		return
-	}
-	s.saved = cur
-	s.bo.reset()
 }
 
 // tracker follows in-flight messages per page so the saved cursor trails the oldest one.
