@@ -44,18 +44,29 @@ func newFake(t testing.TB, opts ...kf.ClientOption) *fake {
 	return f
 }
 
-// last returns the last API call to path the fake received.
+// last returns the last API call to path the fake received. kftest records a call after writing
+// its answer, so the record may trail the client by a moment: wait until every call counted by
+// the fake is recorded.
 func (f *fake) last(t testing.TB, path string) kftest.Record {
 	t.Helper()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for i := len(f.recs) - 1; i >= 0; i-- {
-		if f.recs[i].Kind == kftest.RecordAPI && f.recs[i].Path == path {
-			return f.recs[i]
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		f.mu.Lock()
+		var recs []kftest.Record
+		for _, r := range f.recs {
+			if r.Kind == kftest.RecordAPI && r.Path == path {
+				recs = append(recs, r)
+			}
 		}
+		f.mu.Unlock()
+		if n := len(recs); n > 0 && n >= f.srv.Calls(path) {
+			return recs[n-1]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no record of the last call to %s (%d recorded, %d made)", path, len(recs), f.srv.Calls(path))
+		}
+		time.Sleep(time.Millisecond)
 	}
-	t.Fatalf("no call to %s", path)
-	return kftest.Record{}
 }
 
 // request decodes the JSON body of the last call to path.
