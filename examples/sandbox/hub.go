@@ -169,15 +169,15 @@ const (
 type hub struct {
 	info infoView
 
-	mu     sync.Mutex
-	seq    int64
-	chat   []chatEvent
-	log    []logEvent
-	state  *stateEvent
-	subs   map[*subscriber]struct{}
+	mu    sync.Mutex
+	seq   int64
+	chat  []chatEvent
+	log   []logEvent
+	state *stateEvent
+	subs  map[*subscriber]struct{}
 	// pending holds part labels of sends not yet shown (the label can arrive first).
 	pending map[string][2]int
-	closed bool
+	closed  bool
 }
 
 type subscriber struct {

@@ -382,7 +382,9 @@ func TestImageEcho(t *testing.T) {
 		assert.Equal(t, 64, cfg.Width)
 		assert.Equal(t, 48, cfg.Height)
 	}
-	s.waitLog(func(l logEvent) bool { return l.Kind == "media" && l.Title == "media/upload" && tagValue(l, "type") == "image" }, "the upload")
+	s.waitLog(func(l logEvent) bool {
+		return l.Kind == "media" && l.Title == "media/upload" && tagValue(l, "type") == "image"
+	}, "the upload")
 	s.waitLog(func(l logEvent) bool { return l.Kind == "media" && l.Title == "media/get" }, "the download")
 }
 
