@@ -22,8 +22,12 @@ var (
 	ErrFFmpeg = errors.New("media: ffmpeg could not decode the audio")
 )
 
-// ffmpegStderrMax caps how much of ffmpeg's error output is kept for the error message.
-const ffmpegStderrMax = 4 << 10
+// ffmpegStderrMax caps how much of ffmpeg's error output is kept; ffmpegMessageMax how much of it,
+// on one line, goes into an error.
+const (
+	ffmpegStderrMax  = 4 << 10
+	ffmpegMessageMax = 512
+)
 
 // FFmpeg decodes audio formats that have no pure-Go decoder here (Ogg/Opus, AAC, M4A, FLAC, WebM,
 // AMR-WB, …) by running the ffmpeg program, which must be installed separately. The zero value runs
@@ -133,9 +137,9 @@ func (f *FFmpeg) decode(ctx context.Context, src []byte, format string, maxDur t
 		waitErr = readErr
 	}
 	if waitErr != nil {
-		msg := strings.TrimSpace(stderr.String())
-		if i := strings.LastIndexByte(msg, '\n'); i >= 0 {
-			msg = msg[i+1:]
+		msg := strings.Join(strings.Fields(stderr.String()), " ")
+		if len(msg) > ffmpegMessageMax {
+			msg = msg[:ffmpegMessageMax] + "…"
 		}
 		return nil, fmt.Errorf("%w (input is %s): %w: %s", ErrFFmpeg, formatName(format), waitErr, msg)
 	}
