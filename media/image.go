@@ -132,6 +132,9 @@ func imageDecode(src []byte, f string) (image.Image, error) {
 	case ImageFormatJPEG:
 		return jpeg.Decode(r)
 	case ImageFormatPNG:
+		if img, ok, err := imageDecodePNG(src); ok {
+			return img, err
+		}
 		return png.Decode(r)
 	case ImageFormatGIF:
 		return gif.Decode(r)

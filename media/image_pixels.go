@@ -114,6 +114,11 @@ func imageEncodable(img image.Image) image.Image {
 		if !imageHasAlpha(m) {
 			return m
 		}
+	case *image.NRGBA:
+		if !imageHasAlpha(m) {
+			// Fully opaque: premultiplied and straight alpha are the same bytes; no copy needed.
+			return &image.RGBA{Pix: m.Pix, Stride: m.Stride, Rect: m.Rect}
+		}
 	}
 	return imageOnWhite(img)
 }

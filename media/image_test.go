@@ -406,3 +406,48 @@ func BenchmarkFitImage(b *testing.B) {
 	b.ReportMetric(float64(len(src)), "in-bytes")
 	b.ReportMetric(float64(len(out)), "out-bytes")
 }
+
+func TestImageOrientationParsers(t *testing.T) {
+	t.Parallel()
+	tiffBE := imageExifTIFF(binary.BigEndian, 6)
+	tiffLE := imageExifTIFF(binary.LittleEndian, 8)
+	jpg := imageEncodeJPEG(t, imageTestQuadrants(16, 16), 80)
+	pngData := imageEncodePNG(t, imageTestQuadrants(16, 16))
+	tests := []struct {
+		name   string
+		format string
+		src    []byte
+		want   int
+	}{
+		{"JPEG big-endian", ImageFormatJPEG, imageWithJPEGSegment(jpg, 0xe1, append([]byte(imageExifHeader), tiffBE...)), 6},
+		{"JPEG little-endian", ImageFormatJPEG, imageWithJPEGSegment(jpg, 0xe1, append([]byte(imageExifHeader), tiffLE...)), 8},
+		{"JPEG after another APP segment", ImageFormatJPEG,
+			imageWithJPEGSegment(imageWithJPEGSegment(jpg, 0xe1, append([]byte(imageExifHeader), tiffBE...)), 0xe0, []byte("JFIF\x00\x01\x01")), 6},
+		{"JPEG XMP APP1 is not EXIF", ImageFormatJPEG, imageWithJPEGSegment(jpg, 0xe1, append([]byte("http://ns.adobe.com/xap/1.0/\x00"), tiffBE...)), 1},
+		{"JPEG without EXIF", ImageFormatJPEG, jpg, 1},
+		{"PNG eXIf", ImageFormatPNG, imageWithPNGChunk(pngData, "eXIf", tiffLE), 8},
+		{"PNG eXIf with Exif header", ImageFormatPNG, imageWithPNGChunk(pngData, "eXIf", append([]byte(imageExifHeader), tiffBE...)), 6},
+		{"PNG without eXIf", ImageFormatPNG, pngData, 1},
+		{"TIFF file", ImageFormatTIFF, tiffBE, 6},
+		{"GIF has no EXIF", ImageFormatGIF, imageTestGIF(t, false), 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			assert.Equal(t, tt.want, imageOrientation(tt.src, tt.format))
+		})
+	}
+}
+
+func FuzzImageOrientation(f *testing.F) {
+	f.Add(uint8(0), imageWithJPEGSegment(imageEncodeJPEG(f, imageTestQuadrants(16, 16), 80), 0xe1,
+		append([]byte(imageExifHeader), imageExifTIFF(binary.BigEndian, 6)...)))
+	f.Add(uint8(1), imageWithPNGChunk(imageEncodePNG(f, imageTestQuadrants(8, 8)), "eXIf", imageExifTIFF(binary.LittleEndian, 3)))
+	f.Add(uint8(2), imageTestWebP(f, imageTestQuadrants(8, 8), imageExifTIFF(binary.LittleEndian, 5)))
+	f.Add(uint8(3), imageExifTIFF(binary.BigEndian, 7))
+	formats := []string{ImageFormatJPEG, ImageFormatPNG, ImageFormatWebP, ImageFormatTIFF}
+	f.Fuzz(func(t *testing.T, k uint8, src []byte) {
+		o := imageOrientation(src, formats[int(k)%len(formats)])
+		require.True(t, o >= 1 && o <= 8, "orientation %d", o)
+	})
+}

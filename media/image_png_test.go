@@ -1,0 +1,205 @@
+package media
+
+import (
+	"bytes"
+	"compress/zlib"
+	"fmt"
+	"image"
+	"image/color"
+	"image/png"
+	"io"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// imagePNGVariants encodes pictures as PNGs of every colour type and compression level image/png
+// writes, so both the fast decoder and its fallback to image/png are exercised.
+func imagePNGVariants(t testing.TB) map[string][]byte {
+	t.Helper()
+	photo := imageTestPhoto(97, 61, 9, 12)
+	nrgba := image.NewNRGBA(photo.Rect)
+	gray := image.NewGray(photo.Rect)
+	gray16 := image.NewGray16(photo.Rect)
+	pal := image.NewPaletted(photo.Rect, color.Palette{color.Black, color.White, color.RGBA{200, 10, 10, 255}})
+	for y := 0; y < photo.Rect.Dy(); y++ {
+		for x := 0; x < photo.Rect.Dx(); x++ {
+			c := photo.RGBAAt(x, y)
+			nrgba.SetNRGBA(x, y, color.NRGBA{c.R, c.G, c.B, uint8(x * 255 / 96)})
+			gray.SetGray(x, y, color.Gray{c.G})
+			gray16.SetGray16(x, y, color.Gray16{uint16(c.G) * 257})
+			pal.SetColorIndex(x, y, uint8((x+y)%3))
+		}
+	}
+	out := map[string][]byte{}
+	for _, level := range []png.CompressionLevel{png.DefaultCompression, png.NoCompression, png.BestSpeed, png.BestCompression} {
+		for name, img := range map[string]image.Image{"rgb": photo, "rgba": nrgba, "gray": gray, "gray16": gray16, "paletted": pal} {
+			var b bytes.Buffer
+			require.NoError(t, (&png.Encoder{CompressionLevel: level}).Encode(&b, img))
+			out[fmt.Sprintf("%s/level%d", name, level)] = b.Bytes()
+		}
+	}
+	// A flat image: long runs, overlapping back-references.
+	flat := image.NewRGBA(image.Rect(0, 0, 300, 200))
+	for i := range flat.Pix {
+		flat.Pix[i] = 0x80
+	}
+	out["flat"] = imageEncodePNG(t, flat)
+	return out
+}
+
+func TestImageDecodePNGMatchesImagePNG(t *testing.T) {
+	t.Parallel()
+	for name, data := range imagePNGVariants(t) {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			want, err := png.Decode(bytes.NewReader(data))
+			require.NoError(t, err)
+			got, ok, err := imageDecodePNG(data)
+			require.NoError(t, err)
+			if !ok {
+				assert.Contains(t, []string{"gray16", "paletted"}, name[:bytes.IndexByte([]byte(name), '/')], "fast path declined %s", name)
+				return
+			}
+			assert.Equal(t, want, got)
+		})
+	}
+}
+
+func TestImageDecodePNGCorrupt(t *testing.T) {
+	t.Parallel()
+	data := imagePNGVariants(t)["rgb/level0"]
+	idat := bytes.Index(data, []byte("IDAT"))
+	flip := func(i int) []byte {
+		b := bytes.Clone(data)
+		b[i] ^= 0x40
+		return b
+	}
+	tests := map[string][]byte{
+		"truncated":            data[:len(data)/2],
+		"no IEND":              data[:len(data)-12],
+		"bad chunk CRC":        flip(idat + 10),
+		"IHDR not first":       append([]byte(pngSignature), data[33:]...),
+		"zero width":           imageWithIHDR(data, 0, 61),
+		"huge chunk length":    append(append([]byte{}, data[:33]...), 0x7f, 0xff, 0xff, 0xff, 'I', 'D', 'A', 'T'),
+		"image data too short": imageWithIHDR(data, 97, 62),
+		"image data too long":  imageWithIHDR(data, 97, 60),
+	}
+	for name, b := range tests {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			_, ok, err := imageDecodePNG(b)
+			if ok {
+				require.Error(t, err)
+			}
+			_, err = imageDecode(b, ImageFormatPNG)
+			require.Error(t, err, "image/png must agree")
+		})
+	}
+}
+
+// imageWithIHDR rewrites a PNG's width and height (with a valid CRC).
+func imageWithIHDR(data []byte, w, h uint32) []byte {
+	b := bytes.Clone(data)
+	binaryPut32(b[16:], w)
+	binaryPut32(b[20:], h)
+	binaryPut32(b[29:], crc32Of(b[12:29]))
+	return b
+}
+
+func TestInflateMatchesZlib(t *testing.T) {
+	t.Parallel()
+	inputs := map[string][]byte{
+		"empty":      {},
+		"one byte":   {42},
+		"text":       bytes.Repeat([]byte("the quick brown fox jumps over the lazy dog. "), 500),
+		"zeros":      make([]byte, 100000),
+		"noise":      imageTestPhoto(200, 100, 4, 40).Pix,
+		"photo":      imageTestPhoto(200, 100, 4, 2).Pix,
+		"period 3":   bytes.Repeat([]byte{1, 2, 3}, 30000),
+		"large":      imageTestPhoto(600, 400, 8, 5).Pix,
+		"long match": append(bytes.Repeat([]byte{7}, 40000), bytes.Repeat([]byte("ab"), 40000)...),
+	}
+	for name, in := range inputs {
+		for _, level := range []int{zlib.NoCompression, zlib.BestSpeed, 5, zlib.BestCompression, zlib.HuffmanOnly} {
+			t.Run(fmt.Sprintf("%s/%d", name, level), func(t *testing.T) {
+				t.Parallel()
+				var z bytes.Buffer
+				w, err := zlib.NewWriterLevel(&z, level)
+				require.NoError(t, err)
+				_, err = w.Write(in)
+				require.NoError(t, err)
+				require.NoError(t, w.Close())
+				out := make([]byte, len(in))
+				require.NoError(t, inflateZlib(z.Bytes(), out, nil))
+				require.Equal(t, in, out)
+				// The exact size is part of the contract.
+				require.Error(t, inflateZlib(z.Bytes(), make([]byte, len(in)+1), nil))
+				if len(in) > 0 {
+					require.Error(t, inflateZlib(z.Bytes(), make([]byte, len(in)-1), nil))
+					require.Error(t, inflateZlib(z.Bytes()[:z.Len()-1], out, nil), "truncated checksum")
+					bad := bytes.Clone(z.Bytes())
+					bad[len(bad)-1] ^= 1
+					require.ErrorIs(t, inflateZlib(bad, out, nil), errInflateChecksum)
+				}
+			})
+		}
+	}
+}
+
+func FuzzInflate(f *testing.F) {
+	for _, s := range [][]byte{nil, []byte("hello hello hello hello"), bytes.Repeat([]byte{0, 1}, 300)} {
+		for _, level := range []int{0, 1, 9, -2} {
+			var z bytes.Buffer
+			w, _ := zlib.NewWriterLevel(&z, level)
+			_, _ = w.Write(s)
+			_ = w.Close()
+			f.Add(z.Bytes())
+		}
+	}
+	f.Fuzz(func(t *testing.T, z []byte) {
+		// Differential: compress/zlib is the reference.
+		r, err := zlib.NewReader(bytes.NewReader(z))
+		var want []byte
+		if err == nil {
+			want, err = io.ReadAll(io.LimitReader(r, 1<<20))
+		}
+		got := make([]byte, len(want))
+		mine := inflateZlib(z, got, nil)
+		if err == nil {
+			require.NoError(t, mine, "compress/zlib decodes this")
+			require.Equal(t, want, got)
+		} else if mine == nil {
+			t.Fatalf("accepted what compress/zlib rejects (%v)", err)
+		}
+	})
+}
+
+func FuzzImageDecodePNG(f *testing.F) {
+	for _, data := range imagePNGVariants(f) {
+		if len(data) < 4000 {
+			f.Add(data)
+		}
+	}
+	f.Add(imagePNGVariants(f)["gray/level0"])
+	f.Fuzz(func(t *testing.T, data []byte) {
+		cfg, err := png.DecodeConfig(bytes.NewReader(data))
+		if err != nil || cfg.Width*cfg.Height > 1<<20 {
+			return
+		}
+		got, ok, err := imageDecodePNG(data)
+		if !ok {
+			return
+		}
+		want, werr := png.Decode(bytes.NewReader(data))
+		if err == nil {
+			require.NoError(t, werr, "image/png rejects what the fast path accepted")
+			require.Equal(t, want, got)
+		}
+	})
+}
+
+func binaryPut32(b []byte, v uint32) {
+	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+}
