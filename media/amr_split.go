@@ -21,10 +21,11 @@ const splitContext = 3
 // MaxVoiceDuration and MaxVoiceBytes each, doc 96484), at frame boundaries and without re-encoding.
 // The zero value applies WeCom's limits.
 //
-// Where a piece must end, the splitter looks back up to Window for the quietest place to cut: between
-// SID or NO_DATA frames (an encoder with DTX emits them in silence), otherwise — when Decoder is set —
-// where the decoded audio has the least energy. Without a decoder the only loudness proxy is the
-// frame type, so a file without SID/NO_DATA frames is cut exactly at the limit.
+// Where a piece must end, the splitter looks back up to Window for a pause to cut in: SID or NO_DATA
+// frames (an encoder with DTX emits them in silence) or, when Decoder is set, frames whose decoded
+// audio is at most half as loud as at the limit (mean square over ±60 ms). It takes the latest
+// place nearly as quiet as the quietest one. Without a decoder the only loudness proxy is the frame
+// type, so a file without SID/NO_DATA frames is cut exactly at the limit.
 type AMRSplitter struct {
 	// MaxDuration is the longest piece; 0 means MaxVoiceDuration (60 s).
 	MaxDuration time.Duration
@@ -197,12 +198,18 @@ func (s AMRSplitter) plan(off []int, cost []float64) ([]int, error) {
 		}
 		cut := end
 		if end < n {
-			// Quietest cut in the window (ties go to the latest, for longer pieces).
+			// Move the cut back into a pause when the window has one: a place at most half as loud
+			// as the forced cut. Of the places within a tenth of the way from the quietest to the
+			// forced cut's loudness, take the latest, for pieces as long as possible. Steady sound
+			// (a tone, or speech without pauses) is cut at the limit.
 			lo := max(end-window, start+(end-start+1)/2)
-			best := loud(end)
-			for c := end - 1; c >= lo && best > 0; c-- {
-				if l := loud(c); l < best {
-					best, cut = l, c
+			quietest, atEnd := loud(end), loud(end)
+			for c := end - 1; c >= lo; c-- {
+				quietest = min(quietest, loud(c))
+			}
+			if quietest < atEnd/2 {
+				enough := quietest + (atEnd-quietest)/10
+				for cut = end - 1; loud(cut) > enough; cut-- {
 				}
 			}
 		}
