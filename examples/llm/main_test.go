@@ -1,0 +1,282 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/color"
+	"image/png"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/internal/llm"
+	"github.com/wxkf/wxkf/internal/llm/llmtest"
+	"github.com/wxkf/wxkf/kf"
+	"github.com/wxkf/wxkf/kf/kftest"
+	"github.com/wxkf/wxkf/media"
+)
+
+// app is the LLM bot wired as main wires it, against kftest and the llmtest fake API.
+type app struct {
+	t     *testing.T
+	wecom *kftest.Server
+	api   *llmtest.Server
+	ch    *kf.Channel
+	url   string
+	logs  *syncBuffer
+}
+
+func newTestApp(t *testing.T, s settings) *app {
+	t.Helper()
+	wecom := kftest.NewServer()
+	t.Cleanup(wecom.Close)
+	api := llmtest.NewServer(llmtest.WithAPIKey("sk-test"), llmtest.WithChunkRunes(5))
+	t.Cleanup(api.Close)
+	ai, err := llm.New(api.URL()+"/v1", "sk-test", "gpt-test")
+	require.NoError(t, err)
+
+	cfg := &config.Config{CorpID: wecom.CorpID(), Secret: wecom.Secret(), Token: wecom.CallbackToken(),
+		AESKey: wecom.EncodingAESKey(), APIBase: wecom.URL(), CursorDir: t.TempDir(), SkipHistory: true}
+	opts, closeStores, err := cfg.ChannelOptions()
+	require.NoError(t, err)
+	t.Cleanup(closeStores)
+	logs := &syncBuffer{}
+	if s.SystemPrompt == "" {
+		s.SystemPrompt = DefaultSystemPrompt
+	}
+	h, ch, err := newApp(cfg.KF(), ai, s, slog.New(slog.NewTextHandler(logs, nil)), opts...)
+	require.NoError(t, err)
+	hs := httptest.NewServer(h)
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, ch.Shutdown(ctx))
+	})
+	return &app{t: t, wecom: wecom, api: api, ch: ch, url: hs.URL + "/wxkf/", logs: logs}
+}
+
+// deliver sends one callback and waits until everything pulled is handled.
+func (a *app) deliver() {
+	a.t.Helper()
+	before := a.ch.Stats().Handled
+	require.NoError(a.t, a.wecom.Notify(context.Background(), a.url, a.wecom.OpenKfID()))
+	require.Eventually(a.t, func() bool {
+		s := a.ch.Stats()
+		return s.Handled > before && s.InFlight == 0 && s.QueueDepth == 0
+	}, 10*time.Second, 5*time.Millisecond, "stats %+v; logs:\n%s", a.ch.Stats(), a.logs)
+}
+
+func (a *app) say(user, text string) {
+	a.t.Helper()
+	a.wecom.AddText(user, text)
+	a.deliver()
+}
+
+func (a *app) sent(user string) []string {
+	var out []string
+	for _, s := range a.wecom.SentTo(a.wecom.OpenKfID(), user) {
+		out = append(out, s.Text)
+	}
+	return out
+}
+
+// A long streamed answer ends up in at most 5 sends of ≤ 2048 bytes, cut with "…", and WeCom
+// never answers 95001.
+func TestLongAnswerFitsTheQuota(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{})
+	var b strings.Builder
+	for b.Len() < 20000 {
+		b.WriteString(strings.Repeat("这是一个很长的回答里的一句话。", 10) + "\n\n")
+	}
+	a.api.SetAnswer(func(llmtest.Request) string { return b.String() })
+	a.say("alice", "请详细介绍一下你们的产品")
+
+	sent := a.sent("alice")
+	require.Len(t, sent, 5)
+	for _, s := range sent {
+		assert.LessOrEqual(t, len(s), media.MaxTextBytes)
+	}
+	assert.True(t, strings.HasSuffix(sent[4], "…"))
+	for _, rj := range a.wecom.Rejected() {
+		assert.NotEqual(t, 95001, rj.Code, "%+v", rj)
+	}
+	assert.Contains(t, a.logs.String(), "answer cut to fit the 5-message quota")
+}
+
+// Memory carries the previous turn into the next request, per customer; the system prompt leads.
+func TestMemoryCarriesThePreviousTurn(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{SystemPrompt: "你是测试助手。"})
+	a.api.SetAnswer(func(r llmtest.Request) string { return "答：" + r.LastUser() })
+	a.say("bob", "我叫小明")
+	a.say("bob", "我叫什么？")
+	a.say("carol", "你好")
+
+	assert.Equal(t, []string{"答：我叫小明", "答：我叫什么？"}, a.sent("bob"))
+	reqs := a.api.Requests()
+	require.Len(t, reqs, 3)
+	assert.True(t, reqs[1].Stream)
+	assert.Equal(t, []llm.Message{
+		{Role: "system", Content: "你是测试助手。"},
+		{Role: "user", Content: "我叫小明"},
+		{Role: "assistant", Content: "答：我叫小明"},
+		{Role: "user", Content: "我叫什么？"},
+	}, reqs[1].Messages)
+	assert.Equal(t, []llm.Message{{Role: "system", Content: "你是测试助手。"}, {Role: "user", Content: "你好"}},
+		reqs[2].Messages, "another customer starts afresh")
+}
+
+// With vision on, the customer's image reaches the model as an image part.
+func TestVisionPassesTheImage(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{Vision: true})
+	a.api.SetAnswer(func(r llmtest.Request) string { return "图片里是一个红色方块。" })
+	src := testPNG(t, 64, 48)
+	a.wecom.AddImage("dan", src)
+	a.deliver()
+	assert.Equal(t, []string{"图片里是一个红色方块。"}, a.sent("dan"))
+
+	reqs := a.api.Requests()
+	require.Len(t, reqs, 1)
+	q := reqs[0].Messages[len(reqs[0].Messages)-1]
+	require.Len(t, q.Images, 1)
+	assert.Contains(t, []string{"image/png", "image/jpeg"}, reqs[0].ImageTypes[0])
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(q.Images[0]))
+	require.NoError(t, err)
+	assert.Equal(t, 64, cfg.Width)
+	assert.Equal(t, 48, cfg.Height)
+
+	a.api.SetAnswer(func(r llmtest.Request) string { return "好的" })
+	a.say("dan", "是什么颜色？")
+	reqs = a.api.Requests()
+	require.Len(t, reqs, 2)
+	assert.Equal(t, llm.Message{Role: "user", Content: llm.ImagePlaceholder + " （客户发来一张图片）"}, reqs[1].Messages[1],
+		"memory keeps a placeholder, not the image")
+	assert.Empty(t, reqs[1].ImageTypes)
+}
+
+// Without vision, images, voice and other types get a text note and never reach the model.
+func TestNotesForWhatTheModelCannotRead(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{})
+	a.wecom.AddImage("erin", testPNG(t, 8, 8))
+	a.deliver()
+	a.wecom.AddVoice("erin", []byte("#!AMR\n\x3c\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00"))
+	a.deliver()
+	a.wecom.AddLocation("erin", 39.9, 116.4, "天安门", "北京")
+	a.deliver()
+	assert.Equal(t, []string{"我暂时看不懂图片，请用文字描述一下。", "收到语音。我暂时只能阅读文字，请打字告诉我。", "我暂时只能处理文字消息。"}, a.sent("erin"))
+	assert.Empty(t, a.api.Requests())
+}
+
+// When the model fails, the customer gets an apology and the turn is not remembered.
+func TestModelFailure(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{})
+	a.api.SetFailure(&llmtest.Failure{Status: 429, Message: "Rate limit reached", Type: "requests"})
+	a.say("fay", "你好")
+	assert.Equal(t, []string{"抱歉，我暂时无法回答，请稍后再试。"}, a.sent("fay"))
+	assert.Contains(t, a.logs.String(), "Rate limit reached")
+
+	// Broken in the middle of an answer: what was sent stays, the half paragraph is dropped, the
+	// apology follows.
+	p1 := "第一段回答已经生成，它足够长，会先发出去。"
+	a.api.SetFailure(&llmtest.Failure{Status: 200, Message: "overloaded", Partial: p1 + "\n\n第二段只生成了一半"})
+	a.say("fay", "再试一次")
+	sent := a.sent("fay")
+	require.Len(t, sent, 3)
+	assert.Equal(t, p1, sent[1])
+	assert.Equal(t, "抱歉，我暂时无法回答，请稍后再试。", sent[2])
+
+	a.api.SetFailure(nil)
+	a.say("fay", "现在呢？")
+	reqs := a.api.Requests()
+	assert.Len(t, reqs[len(reqs)-1].Messages, 2, "failed turns are not remembered: system + question")
+}
+
+// While a human servicer has the session (or it is queued), the bot sends nothing and does not
+// even ask the model.
+func TestQuietWhileWithAHuman(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{})
+	for i, st := range []int{kftest.StateServicer, kftest.StateQueued} {
+		a.wecom.AddText("gus", "在吗")
+		a.wecom.SetServiceState(a.wecom.OpenKfID(), "gus", st, "agent1")
+		a.deliver()
+		assert.Empty(t, a.sent("gus"), "state %d", st)
+		assert.Empty(t, a.api.Requests(), "state %d", st)
+		assert.Equal(t, i+1, strings.Count(a.logs.String(), "the bot stays quiet"))
+	}
+}
+
+func TestWelcome(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{})
+	require.NotEmpty(t, a.wecom.EnterSession("hal", "", ""))
+	a.deliver()
+	sent := a.wecom.SentTo(a.wecom.OpenKfID(), "hal")
+	require.Len(t, sent, 1)
+	assert.True(t, sent[0].OnEvent)
+	assert.Equal(t, "您好，我是 AI 助手，有什么可以帮您？", sent[0].Text)
+}
+
+// run refuses to start without an LLM, naming the variables (not parallel: t.Setenv).
+func TestRunNeedsAnLLM(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"wechatcom_corp_id":"ww1",
+		"wechatcom_kf_secret":"s","wechatcom_kf_token":"t","wechatcom_kf_aes_key":"`+kftest.DefaultEncodingAESKey+`"}`), 0o600))
+	t.Setenv("OPENAI_BASE_URL", "")
+	t.Setenv("OPENAI_API_KEY", "")
+	err := run(context.Background(), dir, slog.New(slog.DiscardHandler))
+	assert.ErrorContains(t, err, "OPENAI_BASE_URL")
+	assert.ErrorContains(t, err, "OPENAI_API_KEY")
+
+	t.Setenv("LLM_SYSTEM_PROMPT", "")
+	t.Setenv("OPENAI_VISION", "")
+	assert.Equal(t, settings{SystemPrompt: DefaultSystemPrompt}, settingsFromEnv())
+	t.Setenv("LLM_SYSTEM_PROMPT", "be nice")
+	t.Setenv("OPENAI_VISION", "1")
+	assert.Equal(t, settings{SystemPrompt: "be nice", Vision: true}, settingsFromEnv())
+}
+
+func testPNG(t *testing.T, w, h int) []byte {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := range h {
+		for x := range w {
+			img.Set(x, y, color.RGBA{R: 200, A: 255})
+		}
+	}
+	var buf bytes.Buffer
+	require.NoError(t, png.Encode(&buf, img))
+	return buf.Bytes()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
