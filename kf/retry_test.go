@@ -157,7 +157,7 @@ func TestRetryBackoffTiming(t *testing.T) {
 	for i := 1; i < len(stamps); i++ {
 		gap := stamps[i].Sub(stamps[i-1])
 		assert.GreaterOrEqual(t, gap, 40*time.Millisecond, "gap %d", i)
-		assert.Less(t, gap, 300*time.Millisecond, "gap %d", i)
+		assert.Less(t, gap, 2*time.Second, "gap %d", i)
 	}
 }
 
@@ -197,14 +197,14 @@ func TestRetryPerAttemptTimeout(t *testing.T) {
 		}
 		return 200, `{"errcode":0,"errmsg":"ok"}`
 	}
-	c := s.client(t, kf.WithTimeout(100*time.Millisecond))
+	c := s.client(t, kf.WithTimeout(500*time.Millisecond))
 	require.NoError(t, syncCall(c))
 	assert.Equal(t, 2, s.count("/cgi-bin/kf/sync_msg"))
 
 	// A send without msgid that timed out may have been delivered: not retried.
 	s2 := newStub(t)
 	s2.apiFn = func(string, int) (int, string) { return 0, "" }
-	c2 := s2.client(t, kf.WithTimeout(100*time.Millisecond))
+	c2 := s2.client(t, kf.WithTimeout(300*time.Millisecond))
 	_, err := c2.SendMsg(context.Background(), sendReq(""))
 	var re *kf.RequestError
 	require.ErrorAs(t, err, &re)

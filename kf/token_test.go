@@ -156,22 +156,22 @@ func TestTokenEarlyRefreshFromStore(t *testing.T) {
 	assert.EqualValues(t, 2, s.tokenN.Load())
 }
 
-// The in-memory token is refreshed early: with expires_in 2 s and a 1.5 s margin it is refetched
-// after 0.5 s, not used until it expires.
+// The in-memory token is refreshed early: with expires_in 3 s and a 2 s margin it is refetched
+// after 1 s, not used until it expires.
 func TestTokenEarlyRefreshInMemory(t *testing.T) {
 	t.Parallel()
 	s := newStub(t)
 	s.tokenFn = func(n int) (int, string) {
-		return 200, `{"errcode":0,"errmsg":"ok","access_token":"` + stubToken(n) + `","expires_in":2}`
+		return 200, `{"errcode":0,"errmsg":"ok","access_token":"` + stubToken(n) + `","expires_in":3}`
 	}
-	c := s.client(t, kf.WithTokenRefreshMargin(1500*time.Millisecond))
+	c := s.client(t, kf.WithTokenRefreshMargin(2*time.Second))
 	tok, err := c.AccessToken(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, stubToken(1), tok)
 	tok, err = c.AccessToken(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, stubToken(1), tok, "fresh: cached")
-	time.Sleep(700 * time.Millisecond)
+	time.Sleep(1300 * time.Millisecond)
 	tok, err = c.AccessToken(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, stubToken(2), tok, "inside the margin: refreshed before expiry")
@@ -340,14 +340,14 @@ func TestTokenWaitHonoursContext(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	tr := &http.Transport{}
 	s := newStub(t)
-	s.tokenLag = 300 * time.Millisecond
+	s.tokenLag = time.Second
 	c := s.client(t, kf.WithHTTPClient(&http.Client{Transport: tr}))
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	start := time.Now()
 	_, err := c.AccessToken(ctx)
 	require.ErrorIs(t, err, context.DeadlineExceeded)
-	assert.Less(t, time.Since(start), 200*time.Millisecond)
+	assert.Less(t, time.Since(start), 700*time.Millisecond, "returned before the refresh finished")
 	tok, err := c.AccessToken(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, stubToken(1), tok)
