@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"testing"
 	"time"
@@ -210,4 +211,16 @@ func FuzzToVoice(f *testing.F) {
 			require.NoError(t, CheckVoice(p))
 		}
 	})
+}
+
+// TestBuildsWithoutCgo: package media is pure Go (the cgo codec lives in media/amrnb), so hosts that
+// cannot use cgo can still import it.
+func TestBuildsWithoutCgo(t *testing.T) {
+	t.Parallel()
+	goTool, err := exec.LookPath("go")
+	require.NoError(t, err, "the go tool must be on PATH")
+	cmd := exec.CommandContext(t.Context(), goTool, "build", "-o", os.DevNull, ".")
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	out, err := cmd.CombinedOutput()
+	require.NoError(t, err, "%s", out)
 }
