@@ -1,6 +1,7 @@
 package llm
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -41,7 +42,7 @@ var ErrEmptyAnswer = errors.New("llm: the answer is empty")
 // kf.ErrHumanServicer), no more is sent, the rest of the stream is read and ignored, and that
 // error is returned. An answer with no text is ErrEmptyAnswer.
 func ReplyStream(ctx context.Context, r kf.Replier, stream func(onDelta func(string)) (string, error)) error {
-	s := &streamReply{ctx: ctx, r: r}
+	s := &streamReply{ctx: ctx, r: r, para: -1}
 	full, err := stream(s.delta)
 	switch {
 	case err != nil && s.err != nil:
@@ -70,6 +71,8 @@ type streamReply struct {
 	ctx      context.Context
 	r        kf.Replier
 	buf      []byte
+	para     int // where the last blank line in buf starts, -1 if none
+	scanned  int // how much of buf was searched for blank lines
 	gotDelta bool
 	sent     int   // messages sent
 	err      error // the first send failure: nothing more is sent
@@ -81,13 +84,26 @@ func (s *streamReply) delta(d string) {
 		return
 	}
 	s.buf = append(s.buf, d...)
+	if s.r.QuotaLeft() <= 1 {
+		return // the last message is kept for the remainder
+	}
+	// Only the new text (and the two bytes before it, where a blank line may begin) is searched.
+	from := max(s.scanned-2, 0)
+	if i := lastParagraphEnd(s.buf[from:]); i >= 0 {
+		s.para = from + i
+	}
+	s.scanned = len(s.buf)
 	for s.r.QuotaLeft() > 1 {
 		piece, n := s.ready()
 		if n == 0 {
 			return
 		}
 		s.buf = s.buf[:copy(s.buf, s.buf[n:])]
-		piece = strings.TrimSpace(piece)
+		s.para, s.scanned = -1, 0
+		if i := lastParagraphEnd(s.buf); i >= 0 {
+			s.para = i
+		}
+		s.scanned = len(s.buf)
 		if piece == "" {
 			continue
 		}
@@ -99,22 +115,22 @@ func (s *streamReply) delta(d string) {
 	}
 }
 
-// ready returns the next piece that can be sent now and how many bytes of buf it consumes (0:
-// nothing is ready). A piece is at most one message (2048 bytes), so sending it costs exactly one
-// message of the quota.
+// ready returns the next piece that can be sent now, trimmed, and how many bytes of buf it
+// consumes (0: nothing is ready). A piece is at most one message (2048 bytes), so sending it costs
+// exactly one message of the quota.
 func (s *streamReply) ready() (string, int) {
 	if len(s.buf) > media.MaxTextBytes+lookahead {
 		// More than a message is waiting: send a full one, cut where SplitText prefers (blank
 		// line, line, sentence, word). Its end lies at least lookahead bytes before the end of the
-		// text received, so text still to come (a combining mark, say) cannot move it.
-		first := media.SplitText(string(s.buf), media.MaxTextBytes)[0]
-		return first, len(first)
+		// text received, so text still to come (a combining mark, say) cannot move it. SplitText
+		// sees two messages' worth at most: its first part is all that is needed.
+		first := media.SplitText(string(s.buf[:min(len(s.buf), 2*media.MaxTextBytes)]), media.MaxTextBytes)[0]
+		return strings.TrimSpace(first), len(first)
 	}
-	cut := lastParagraphEnd(s.buf)
-	if cut < 0 {
+	if s.para < 0 {
 		return "", 0
 	}
-	done := strings.TrimSpace(string(s.buf[:cut]))
+	done := bytes.TrimSpace(s.buf[:s.para])
 	min := FlushBytes
 	if s.sent == 0 {
 		min = FirstFlushBytes
@@ -122,17 +138,17 @@ func (s *streamReply) ready() (string, int) {
 	if len(done) < min || len(done) > media.MaxTextBytes {
 		return "", 0 // too short to spend a message on, or wait for the full-message cut
 	}
-	end := cut
+	end := s.para
 	for end < len(s.buf) && (s.buf[end] == '\n' || s.buf[end] == '\r') {
 		end++
 	}
-	return done, end
+	return string(done), end
 }
 
 // lookahead is how much text must follow a full-message cut before it is made.
 const lookahead = 32
 
-// lastParagraphEnd returns where the last blank line ("\n\n", "\n\r\n") starts, or -1.
+// lastParagraphEnd returns where the last blank line ("\n\n", "\n\r\n") in b starts, or -1.
 func lastParagraphEnd(b []byte) int {
 	for i := len(b) - 1; i > 0; i-- {
 		if b[i] != '\n' {
