@@ -90,6 +90,7 @@ func (t AMRFrameType) IsQuiet() bool { return (t >= AMRSID && t <= AMRSIDPDCEFR)
 // Valid reports whether t is a frame type that may appear in an AMR-NB file (not 12–14).
 func (t AMRFrameType) Valid() bool { return t.Size() > 0 }
 
+// String names t as 3GPP TS 26.101 does ("MR122", "SID", "NO_DATA", …).
 func (t AMRFrameType) String() string {
 	names := [16]string{"MR475", "MR515", "MR59", "MR67", "MR74", "MR795", "MR102", "MR122",
 		"SID", "GSM-EFR SID", "TDMA-EFR SID", "PDC-EFR SID", "reserved(12)", "reserved(13)",
