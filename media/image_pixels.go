@@ -97,6 +97,26 @@ func imageToRGBA(img image.Image) *image.RGBA {
 func imageOnWhite(img image.Image) *image.RGBA {
 	b := img.Bounds()
 	dst := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	if p, ok := img.(*image.Paletted); ok {
+		// Palette images (GIFs, small PNG screenshots) have no image/draw fast path: composite
+		// the palette once, then look pixels up.
+		var lut [256][4]byte
+		for i := range lut {
+			lut[i] = [4]byte{0, 0, 0, 0xff}
+		}
+		for i, c := range p.Palette[:min(len(p.Palette), 256)] {
+			r, g, bl, a := c.RGBA() // premultiplied: over white adds the uncovered share
+			lut[i] = [4]byte{byte((r + 0xffff - a) >> 8), byte((g + 0xffff - a) >> 8), byte((bl + 0xffff - a) >> 8), 0xff}
+		}
+		for y := 0; y < b.Dy(); y++ {
+			src := p.Pix[p.PixOffset(b.Min.X, b.Min.Y+y):][:b.Dx()]
+			row := dst.Pix[y*dst.Stride:][:4*b.Dx()]
+			for x, idx := range src {
+				copy(row[4*x:4*x+4], lut[idx][:])
+			}
+		}
+		return dst
+	}
 	for i := range dst.Pix {
 		dst.Pix[i] = 0xff
 	}

@@ -451,3 +451,23 @@ func FuzzImageOrientation(f *testing.F) {
 		require.True(t, o >= 1 && o <= 8, "orientation %d", o)
 	})
 }
+
+func TestImageOnWhite(t *testing.T) {
+	t.Parallel()
+	pal := color.Palette{color.NRGBA{200, 100, 0, 255}, color.NRGBA{0, 0, 0, 0}, color.NRGBA{0, 0, 255, 128}}
+	p := image.NewPaletted(image.Rect(3, 4, 6, 5), pal)
+	p.Pix = []uint8{0, 1, 2}
+	n := image.NewNRGBA(p.Rect)
+	for i, c := range []color.NRGBA{{200, 100, 0, 255}, {0, 0, 0, 0}, {0, 0, 255, 128}} {
+		n.SetNRGBA(3+i, 4, c)
+	}
+	want := []color.RGBA{{200, 100, 0, 255}, {255, 255, 255, 255}, {127, 127, 255, 255}}
+	for _, img := range []image.Image{p, n} {
+		got := imageOnWhite(img)
+		require.Equal(t, image.Rect(0, 0, 3, 1), got.Rect, "%T", img)
+		for x, w := range want {
+			c := got.RGBAAt(x, 0)
+			assert.True(t, imageClose(color.NRGBA(c), color.NRGBA(w), 1), "%T pixel %d: got %v want %v", img, x, c, w)
+		}
+	}
+}
