@@ -230,10 +230,11 @@ func imageJPEGScale(q int) float64 {
 
 // imageJPEGQualityFor inverts imageJPEGScale, rounding towards lower quality (smaller files).
 func imageJPEGQualityFor(scale float64) int {
+	const eps = 1e-9 // 5000/(5000/7) is 6.999…: do not lose a step to rounding
 	if scale <= 100 {
-		return int(math.Floor((200 - scale) / 2))
+		return int(math.Floor((200-scale)/2 + eps))
 	}
-	return int(math.Floor(5000 / scale))
+	return int(math.Floor(5000/scale + eps))
 }
 
 // imageFitter searches the quality for one image.

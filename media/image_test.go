@@ -471,3 +471,45 @@ func TestImageOnWhite(t *testing.T) {
 		}
 	}
 }
+
+// TestFitImageFoolsTheSample: the strips the estimator samples are flat while all the others are
+// noise, so the first prediction is far too small. The exact check after the encode must catch it
+// and the corrective steps must still end within the limit.
+func TestFitImageFoolsTheSample(t *testing.T) {
+	t.Parallel()
+	noise := imageTestPhoto(1024, 2048, 13, 40)
+	img := image.NewRGBA(noise.Rect)
+	copy(img.Pix, noise.Pix)
+	s := newImageStrips(img)
+	f := newImageFitter(s, 1)
+	require.Less(t, len(f.sample), len(s.rects), "the image must be big enough to be sampled")
+	for _, i := range f.sample {
+		r := s.rects[i]
+		for y := r.Min.Y; y < r.Max.Y; y++ {
+			row := img.Pix[img.PixOffset(0, y):img.PixOffset(0, y+1)]
+			for x := range row {
+				row[x] = 0x80 // flat grey
+			}
+			for x := 3; x < len(row); x += 4 {
+				row[x] = 0xff // opaque
+			}
+		}
+	}
+	full := len(imageEncodeJPEG(t, img, imageJPEGQualityMax))
+	for _, limit := range []int{full / 3} {
+		out, err := imageFitJPEG(img, limit)
+		require.NoError(t, err)
+		require.LessOrEqual(t, len(out), limit)
+		_, err = jpeg.Decode(bytes.NewReader(out))
+		require.NoError(t, err)
+	}
+}
+
+func TestImageJPEGQualityScale(t *testing.T) {
+	t.Parallel()
+	for q := 1; q <= 100; q++ {
+		// imageJPEGQualityFor inverts imageJPEGScale (rounding to the lower quality).
+		require.Equal(t, q, imageJPEGQualityFor(imageJPEGScale(q)), "quality %d", q)
+		require.LessOrEqual(t, imageJPEGQualityFor(imageJPEGScale(q)*1.01), q)
+	}
+}

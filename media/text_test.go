@@ -224,7 +224,8 @@ func requireSplitInvariants(t testing.TB, s string, maxBytes int, parts []string
 			t.Fatalf("part %d ends inside cluster %q that fits in %d bytes", i, clean[c[0]:c[1]], limit)
 		}
 		// No part is needlessly short: it is at least half full, or the next cluster did not fit.
-		next, _, _, _ := uniseg.FirstGraphemeClusterInString(clean[offset:min(len(clean), offset+limit+1)], -1)
+		// (A window of limit+UTFMax bytes decides every cluster that could end within limit.)
+		next, _, _, _ := uniseg.FirstGraphemeClusterInString(clean[offset:min(len(clean), offset+limit+utf8.UTFMax)], -1)
 		if len(p) < limit/2 && len(p)+len(next) <= limit {
 			t.Fatalf("part %d (%q) is short although %q fit", i, p, next)
 		}
