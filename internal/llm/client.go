@@ -147,7 +147,8 @@ func WithTemperature(t float64) Option {
 }
 
 // New returns a client of model at baseURL, the API root that /chat/completions is appended to
-// (e.g. https://api.openai.com/v1; a query such as ?api-version=… is kept). apiKey is sent as a
+// (e.g. https://api.openai.com/v1; a URL that already ends in /chat/completions is used as it is;
+// a query such as ?api-version=… is kept). apiKey is sent as a
 // Bearer token; it may be empty for local servers that want none. Nothing is requested here.
 func New(baseURL, apiKey, model string, opts ...Option) (*Client, error) {
 	u, err := url.Parse(strings.TrimSpace(baseURL))
@@ -166,8 +167,11 @@ func New(baseURL, apiKey, model string, opts ...Option) (*Client, error) {
 	if strings.TrimSpace(model) == "" {
 		return nil, errors.New("llm: model is empty")
 	}
+	if !strings.HasSuffix(strings.TrimSuffix(u.Path, "/"), "/chat/completions") {
+		u = u.JoinPath("chat/completions") // the usual case: the API root was given
+	}
 	c := &Client{
-		endpoint: u.JoinPath("chat/completions").String(),
+		endpoint: u.String(),
 		key:      apiKey,
 		model:    model,
 		timeout:  DefaultTimeout,

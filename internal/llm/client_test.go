@@ -369,6 +369,11 @@ func TestNewValidates(t *testing.T) {
 	require.NoError(t, err, "a local server needs no key")
 	assert.Equal(t, "llama3", c.Model())
 	assert.Contains(t, c.String(), "http://localhost:11434/v1/chat/completions?api-version=1")
+	for _, full := range []string{"https://x/v1/chat/completions", "https://x/v1/chat/completions/"} {
+		c, err = llm.New(full, "k", "m")
+		require.NoError(t, err)
+		assert.Contains(t, c.String(), "{"+full+",", "a full endpoint is kept")
+	}
 }
 
 func zero() float64 { return 0 }
