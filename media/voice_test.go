@@ -188,7 +188,7 @@ func TestToVoiceCancelled(t *testing.T) {
 func FuzzToVoice(f *testing.F) {
 	f.Add(amrOf(AMRMode122, AMRSID, AMRNoData))
 	f.Add(EncodeWAV(tone(11025, 440, 0.05, 1000), 11025))
-	f.Add(readFixture(f, "mp3_tone_16k_mono.mp3")[:800])
+	f.Add(readFixture(f, "mp3_tone_16k_mono.mp3")[:300])
 	f.Add([]byte("#!AMR-WB\n\x04"))
 	f.Add([]byte("\x02#!SILK_V3"))
 	enc := encoderFunc(func(_ context.Context, pcm []int16) ([]byte, error) {

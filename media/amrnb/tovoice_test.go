@@ -2,6 +2,7 @@ package amrnb_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"math"
 	"os"
@@ -249,6 +250,24 @@ func TestToVoiceLimits(t *testing.T) {
 	_, err = (&media.VoiceConverter{Encoder: enc, MaxInput: 20 * time.Second}).Convert(t.Context(),
 		bytes.Repeat(fixture(t, "mp3_tones_44k_stereo.mp3"), 11))
 	require.ErrorIs(t, err, media.ErrAudioTooLong)
+}
+
+// TestToVoiceLongMP3 runs the benchmark's 71.4 s MP3, which is decoded in parallel chunks, and
+// cancels one run midway (TestMain's goleak check then sees no chunk worker left behind).
+func TestToVoiceLongMP3(t *testing.T) {
+	t.Parallel()
+	mp3 := bytes.Repeat(fixture(t, "mp3_tones_44k_stereo.mp3"), 35)
+	pieces, err := media.ToVoice(t.Context(), mp3, newEncoder(t))
+	require.NoError(t, err)
+	ds := checkVoicePieces(t, pieces)
+	require.Len(t, ds, 2)
+	assert.InDelta(t, 71.4, (ds[0] + ds[1]).Seconds(), 0.1)
+	assert.GreaterOrEqual(t, ds[0], 55*time.Second)
+
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Millisecond)
+	defer cancel()
+	_, err = media.ToVoice(ctx, mp3, newEncoder(t))
+	require.ErrorIs(t, err, context.DeadlineExceeded)
 }
 
 func BenchmarkToVoiceMP3_70s(b *testing.B) {
