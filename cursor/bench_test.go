@@ -3,6 +3,7 @@ package cursor_test
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 
 	"github.com/wxkf/wxkf/cursor"
@@ -80,4 +81,26 @@ func BenchmarkFileDedupBatch1000(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkFileMarkDoneParallel is the Channel's pattern: many handlers each marking one msgid done
+// at once, each waiting until its mark is durable (journal fsync).
+func BenchmarkFileMarkDoneParallel(b *testing.B) {
+	ctx := context.Background()
+	d, err := cursor.OpenDir(b.TempDir())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer d.Close()
+	var n atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(32) // 64 concurrent handlers on 2 cores
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if err := d.MarkDone(ctx, "wk", fmt.Sprintf("msgid-%012d", n.Add(1))); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }

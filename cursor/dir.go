@@ -47,11 +47,16 @@ type Dir struct {
 
 	jmu        sync.Mutex // serializes journal appends and compaction
 	journal    *os.File
-	jsize      int64 // bytes in the journal
-	jlines     int   // records in the journal
-	jerr       error // set when the journal's state is unknown: MarkDone refuses until reopened
-	compactMin int   // no compaction below this many lines
-	nextTry    int   // after a failed compaction, wait until jlines reaches this
+	jsize      int64  // bytes in the journal
+	jlines     int    // records in the journal
+	jerr       error  // set when the journal's state is unknown: MarkDone refuses until reopened
+	jgen       uint64 // appends so far; a MarkDone waits until syncGen covers its own
+	compactGen uint64 // jgen at the last compaction, which left everything before it on disk
+
+	syncMu     sync.Mutex // group commit: one fsync at a time covers every append made before it
+	syncGen    uint64     // appends known to be on disk; guarded by syncMu
+	compactMin int        // no compaction below this many lines
+	nextTry    int        // after a failed compaction, wait until jlines reaches this
 
 	dmu  sync.Mutex // guards done
 	done doneSet
@@ -328,13 +333,23 @@ func (d *Dir) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) e
 	if len(msgIDs) == 0 {
 		return nil
 	}
+	gen, err := d.appendMarks(openKfID, msgIDs)
+	if err != nil || !d.cfg.journalSync {
+		return err
+	}
+	return d.syncJournal(gen)
+}
+
+// appendMarks appends the marks to the journal and the in-memory set, and returns the append's
+// generation for syncJournal.
+func (d *Dir) appendMarks(openKfID string, msgIDs []string) (uint64, error) {
 	d.jmu.Lock()
 	defer d.jmu.Unlock()
 	if d.closed.Load() {
-		return ErrClosed
+		return 0, ErrClosed
 	}
 	if d.jerr != nil {
-		return fmt.Errorf("cursor: journal %s is unusable after an earlier failure (reopen the Dir): %w", d.journalPath, d.jerr)
+		return 0, fmt.Errorf("cursor: journal %s is unusable after an earlier failure (reopen the Dir): %w", d.journalPath, d.jerr)
 	}
 	now := d.cfg.now().UnixMilli()
 	buf := make([]byte, 0, len(msgIDs)*(len(openKfID)+64))
@@ -349,15 +364,11 @@ func (d *Dir) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) e
 				d.jerr = terr
 			}
 		}
-		return fmt.Errorf("cursor: append to %s: %w", d.journalPath, err)
+		return 0, fmt.Errorf("cursor: append to %s: %w", d.journalPath, err)
 	}
 	d.jsize += int64(n)
 	d.jlines += len(msgIDs)
-	if d.cfg.journalSync {
-		if err := d.journal.Sync(); err != nil {
-			return fmt.Errorf("cursor: sync %s: %w", d.journalPath, err)
-		}
-	}
+	d.jgen++
 	d.dmu.Lock()
 	d.done.expire(now)
 	for _, id := range msgIDs {
@@ -367,6 +378,36 @@ func (d *Dir) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) e
 	if d.needCompact() {
 		d.compactLocked(now)
 	}
+	return d.jgen, nil
+}
+
+// syncJournal returns once the append of generation gen is on disk. It is a group commit: the
+// caller that gets syncMu fsyncs once for every append made so far, and the callers queued behind
+// it find their appends already covered. Appends go on while the fsync runs.
+func (d *Dir) syncJournal(gen uint64) error {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	if d.syncGen >= gen {
+		return nil
+	}
+	d.jmu.Lock()
+	f, target, compacted := d.journal, d.jgen, d.compactGen
+	d.jmu.Unlock()
+	if compacted >= gen { // a compaction rewrote (and fsynced) the journal after this append
+		d.syncGen = max(d.syncGen, compacted)
+		return nil
+	}
+	if err := f.Sync(); err != nil {
+		d.jmu.Lock()
+		compacted = d.compactGen
+		d.jmu.Unlock()
+		if compacted >= gen { // f was replaced by a compaction while syncing: the marks are in the new file
+			d.syncGen = max(d.syncGen, compacted)
+			return nil
+		}
+		return fmt.Errorf("cursor: sync %s: %w", d.journalPath, err)
+	}
+	d.syncGen = target
 	return nil
 }
 
@@ -416,6 +457,7 @@ func (d *Dir) compactLocked(now int64) {
 	_ = d.journal.Close()
 	d.journal = f
 	d.jsize, d.jlines, d.nextTry = int64(len(buf)), live, 0
+	d.compactGen = d.jgen
 	d.cfg.logger.Info("cursor: compacted the done-journal", "file", d.journalPath, "lines_before", before, "lines_after", live)
 }
 
