@@ -31,6 +31,7 @@ const (
 	maxTextBytes  = 16 << 10        // what a customer may type in one message
 	maxUpload     = 20<<20 + 64<<10 // the largest WeCom media (a 20 MB file) plus multipart overhead
 	stormCopies   = 20
+	faultRate     = 0.3
 	stormSettle   = 400 * time.Millisecond
 	faultDeadline = 10 * time.Second
 )
@@ -339,14 +340,19 @@ func (sb *sandbox) fault(ctx context.Context, action, user string) (string, erro
 	case "expire_token":
 		sb.srv.ExpireTokens()
 		detail = "every access_token expired: the next call gets 42001, the client fetches a new token once and retries"
-	case "busy_on":
-		sb.srv.SetFaults(kftest.Faults{BusyRate: 0.3})
-		sb.setBusy(true)
-		detail = "30% of API calls now answer -1 (system busy): the client retries them with backoff; sends reuse their client msgid"
-	case "busy_off":
-		sb.srv.SetFaults(kftest.Faults{})
-		sb.setBusy(false)
-		detail = "API busy faults off"
+	case "busy_on", "busy_off":
+		sb.setFaults(func(f *faultsView) { f.Busy = action == "busy_on" })
+		detail = "API busy off"
+		if action == "busy_on" {
+			detail = "30% of API calls now answer -1 (system busy): the client retries them with backoff; sends keep their client msgid"
+		}
+	case "drop_on", "drop_off":
+		sb.setFaults(func(f *faultsView) { f.Drop = action == "drop_on" })
+		detail = "lost answers off"
+		if action == "drop_on" {
+			detail = "30% of API calls now take effect but lose their answer (the connection drops): a send is retried with the same client msgid, " +
+				"WeCom refuses the duplicate, and the customer gets it once (see the dup counter)"
+		}
 	case "human":
 		if err := needUser(); err != nil {
 			return "", err
@@ -374,10 +380,19 @@ func (sb *sandbox) fault(ctx context.Context, action, user string) (string, erro
 	return detail, nil
 }
 
-func (sb *sandbox) setBusy(on bool) {
+// setFaults changes the fault toggles and applies them to the fake WeCom.
+func (sb *sandbox) setFaults(change func(*faultsView)) {
 	sb.mu.Lock()
-	sb.busy = on
-	sb.mu.Unlock()
+	defer sb.mu.Unlock()
+	change(&sb.faults)
+	var f kftest.Faults
+	if sb.faults.Busy {
+		f.BusyRate = faultRate
+	}
+	if sb.faults.Drop {
+		f.DropRate, f.DropAfterProcessing = faultRate, true
+	}
+	sb.srv.SetFaults(f)
 }
 
 // settle waits until the Channel has nothing in flight for a short quiet period (or ctx ends).

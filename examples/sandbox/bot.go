@@ -169,11 +169,10 @@ func (b *bot) outcome(user string, err error) error {
 		why = "the session has ended (ErrSessionClosed)"
 	case errors.Is(err, kf.ErrWindowExpired):
 		why = "more than 48 h since the customer wrote (ErrWindowExpired)"
+	case errors.Is(err, kf.ErrQuotaExhausted) && re.Sent > 0 && re.DroppedBytes > 0:
+		why = fmt.Sprintf("quota: the reply was cut to fit, %d bytes not sent (ErrQuotaExhausted)", re.DroppedBytes)
 	case errors.Is(err, kf.ErrQuotaExhausted):
-		why = fmt.Sprintf("quota: %d message(s) held back (ErrQuotaExhausted)", re.Dropped)
-		if re.DroppedBytes > 0 {
-			why = fmt.Sprintf("quota: the reply was cut to fit, %d bytes not sent (ErrQuotaExhausted)", re.DroppedBytes)
-		}
+		why = fmt.Sprintf("quota: %d message(s) held back (ErrQuotaExhausted): WeCom allows 5 after the customer's latest message", max(re.Dropped, 1))
 	default:
 		why = re.Error()
 	}

@@ -119,12 +119,14 @@ type statsView struct {
 	DedupeHits     int64            `json:"dedupe_hits"`
 	HandlerErrors  int64            `json:"handler_errors"`
 	InFlight       int              `json:"in_flight"`
+	QueueDepth     int              `json:"queue_depth"`
 	Errors         map[string]int64 `json:"errors,omitempty"`
 	Tokens         int              `json:"tokens"`
 }
 
 type faultsView struct {
-	Busy bool `json:"busy"`
+	Busy bool `json:"busy"` // 30% of API calls answer -1
+	Drop bool `json:"drop"` // 30% of API calls take effect but lose their answer
 }
 
 // partsEvent lists, in order, the client msgids of the texts one Replier.Text call sent.

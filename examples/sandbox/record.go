@@ -59,33 +59,39 @@ func recordToLog(r kftest.Record) logEvent {
 		}
 	case "kf/sync_msg":
 		l.Kind = "sync"
-		cur := str(req["cursor"])
-		if cur == "" {
-			cur = "(none)"
-		} else {
-			cur = short(cur)
-		}
-		add("cursor", cur)
-		if str(req["token"]) != "" {
-			add("token", "callback")
-		} else {
-			add("token", "none")
+		if req != nil { // nil: refused before the body was read (token, busy)
+			cur := str(req["cursor"])
+			if cur == "" {
+				cur = "(none)"
+			} else {
+				cur = short(cur)
+			}
+			add("cursor", cur)
+			if str(req["token"]) != "" {
+				add("token", "callback")
+			} else {
+				add("token", "none")
+			}
 		}
 		if r.ErrCode == 0 && resp != nil {
 			add("next_cursor", short(str(resp["next_cursor"])))
 			add("has_more", num(resp["has_more"]))
 			var list []map[string]any
 			_ = json.Unmarshal(resp["msg_list"], &list)
-			add("msgs", strconv.Itoa(len(list)))
+			msgs := strconv.Itoa(len(list))
 			if s := msgTypes(list); s != "" {
-				add("types", s)
+				msgs += " · " + s
 			}
+			add("msgs", msgs)
 		}
 	case "kf/send_msg", "kf/send_msg_on_event":
 		l.Kind = "send"
 		if u := str(req["touser"]); u != "" {
 			add("to", u)
 			l.User = u
+		}
+		if req == nil {
+			break
 		}
 		if path == "kf/send_msg_on_event" {
 			add("code", short(str(req["code"])))
@@ -104,19 +110,24 @@ func recordToLog(r kftest.Record) logEvent {
 	case "kf/service_state/get", "kf/service_state/trans":
 		l.Kind = "state"
 		l.User = str(req["external_userid"])
-		add("customer", l.User)
-		if path == "kf/service_state/trans" {
+		if l.User != "" {
+			add("customer", l.User)
+		}
+		switch {
+		case path == "kf/service_state/trans" && req != nil:
 			add("to_state", stateLabel(intOf(req["service_state"])))
 			if sv := str(req["servicer_userid"]); sv != "" {
 				add("servicer", sv)
 			}
-		} else if r.ErrCode == 0 && resp != nil {
+		case path == "kf/service_state/get" && r.ErrCode == 0 && resp != nil:
 			add("state", stateLabel(intOf(resp["service_state"])))
 		}
 	case "media/upload":
 		l.Kind = "media"
-		add("type", str(req["type"]))
-		add("size", humanBytes(intOf(req["size"])))
+		if req != nil {
+			add("type", str(req["type"]))
+			add("size", humanBytes(intOf(req["size"])))
+		}
 		if id := str(resp["media_id"]); id != "" {
 			add("media_id", short(id))
 		}

@@ -36,6 +36,8 @@ type config struct {
 	LLM *llm.Client
 	// ShutdownTimeout bounds the graceful stop (default 30 s).
 	ShutdownTimeout time.Duration
+
+	inspect func(*sandbox) // tests: called with the sandbox before it serves
 }
 
 // The demo's fixed cast.
@@ -62,9 +64,9 @@ type sandbox struct {
 	bg       sync.WaitGroup
 	unobs    func()
 
-	mu    sync.Mutex
-	users map[string]bool // customers played from the page
-	busy  bool
+	mu     sync.Mutex
+	users  map[string]bool // customers played from the page
+	faults faultsView      // what the fault toggles have switched on
 }
 
 // maxCustomers caps how many customers the page may create (a demo, not a load test).
@@ -96,6 +98,9 @@ func run(ctx context.Context, cfg config) error {
 	sb, err := newSandbox(cfg, baseURL(ln.Addr()), dir)
 	if err != nil {
 		return err
+	}
+	if cfg.inspect != nil {
+		cfg.inspect(sb)
 	}
 	hs := &http.Server{Handler: sb.routes(), ReadHeaderTimeout: 10 * time.Second}
 	served := make(chan error, 1)
@@ -269,10 +274,10 @@ func (sb *sandbox) snapshotState() *stateEvent {
 	for u := range sb.users {
 		users = append(users, u)
 	}
-	busy := sb.busy
+	faults := sb.faults
 	sb.mu.Unlock()
 
-	st := &stateEvent{Customers: map[string]customerState{}, Faults: faultsView{Busy: busy}}
+	st := &stateEvent{Customers: map[string]customerState{}, Faults: faults}
 	kfID := sb.srv.OpenKfID()
 	for _, u := range users {
 		state, servicer := sb.srv.ServiceState(kfID, u)
@@ -283,7 +288,7 @@ func (sb *sandbox) snapshotState() *stateEvent {
 	st.Stats = statsView{Callbacks: s.Callbacks, Coalesced: s.Coalesced, Rejected: s.CallbacksRejected,
 		Pulls: s.Pulls, Messages: s.Messages, Handled: s.Handled, Replies: s.Replies,
 		DuplicateSends: s.DuplicateSends, DedupeHits: s.DedupeHits, HandlerErrors: s.HandlerErrors,
-		InFlight: s.InFlight, Tokens: sb.srv.AccessTokens()}
+		InFlight: s.InFlight, QueueDepth: s.QueueDepth, Tokens: sb.srv.AccessTokens()}
 	if len(s.ErrorsByCode) > 0 {
 		st.Stats.Errors = make(map[string]int64, len(s.ErrorsByCode))
 		for code, n := range s.ErrorsByCode {

@@ -125,7 +125,22 @@ func (s *stream) waitEvent(match func(event) bool, what string) event {
 		select {
 		case <-sig:
 		case <-deadline:
+			s.dump()
 			s.t.Fatalf("no event: %s", what)
+		}
+	}
+}
+
+// dump logs the last events seen, to explain a timeout.
+func (s *stream) dump() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, e := range s.events[max(0, len(s.events)-60):] {
+		switch {
+		case e.Chat != nil:
+			s.t.Logf("chat %s %s %s %q", e.Chat.User, e.Chat.Dir, e.Chat.Kind, e.Chat.Text)
+		case e.Log != nil:
+			s.t.Logf("log %s %s %v errcode=%d err=%s", e.Log.Kind, e.Log.Title, e.Log.Tags, e.Log.ErrCode, e.Log.Err)
 		}
 	}
 }
@@ -293,7 +308,7 @@ func TestTextEchoThroughEventStream(t *testing.T) {
 	require.NotEmpty(t, out[0].MsgID, "the bubble carries the client msgid of the send")
 
 	s.waitLog(func(l logEvent) bool { return l.Kind == "callback" && tagValue(l, "HTTP") == "200" }, "a callback answered 200")
-	sync := s.waitLog(func(l logEvent) bool { return l.Kind == "sync" && tagValue(l, "msgs") == "1" }, "a sync_msg pull with the message")
+	sync := s.waitLog(func(l logEvent) bool { return l.Kind == "sync" && tagValue(l, "msgs") == "1 · text×1" }, "a sync_msg pull with the message")
 	assert.Equal(t, "(none)", tagValue(sync, "cursor"), "the first pull has no cursor")
 	assert.Equal(t, "callback", tagValue(sync, "token"), "the pull uses the callback's token")
 	assert.Equal(t, "0", tagValue(sync, "has_more"))
@@ -309,15 +324,20 @@ func TestTextEchoThroughEventStream(t *testing.T) {
 		assert.NotContains(t, string(raw), kftest.DefaultEncodingAESKey)
 	}
 
-	// The state reflects WeCom's quota: one of five used.
-	resp, err := http.Get(base + "/api/state")
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	var st stateEvent
-	require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
-	assert.Equal(t, 4, st.Customers["alice"].QuotaLeft)
-	assert.GreaterOrEqual(t, st.Stats.Replies, int64(1))
-	assert.GreaterOrEqual(t, st.Stats.Callbacks, int64(1))
+	// The state reflects WeCom's quota (one of five used) and the Channel's counters.
+	state := func() stateEvent {
+		resp, err := http.Get(base + "/api/state")
+		require.NoError(t, err)
+		defer resp.Body.Close()
+		var st stateEvent
+		require.NoError(t, json.NewDecoder(resp.Body).Decode(&st))
+		return st
+	}
+	assert.Equal(t, 4, state().Customers["alice"].QuotaLeft)
+	require.Eventually(t, func() bool {
+		st := state()
+		return st.Stats.Replies == 1 && st.Stats.Callbacks >= 1 && st.Stats.Handled == 1
+	}, waitFor, 20*time.Millisecond, "stats: %+v", state().Stats)
 }
 
 // "long" is split by Replier.Text into parts of at most 2048 bytes; the page labels them 1/3..3/3,
@@ -476,8 +496,8 @@ func TestFaultsAreSurvived(t *testing.T) {
 	mustPost(t, base+"/api/fault", map[string]string{"action": "busy_on"})
 	for i := range 4 {
 		mustPost(t, base+"/api/send", sendRequest{User: "gina", Text: fmt.Sprintf("busy %d", i)})
+		out = s.waitChats("gina", "out", "bot", 3+i)
 	}
-	out = s.waitChats("gina", "out", "bot", 6)
 	mustPost(t, base+"/api/fault", map[string]string{"action": "busy_off"})
 	var texts []string
 	for _, c := range out {
@@ -745,4 +765,78 @@ func TestShutdownLeavesNothingRunning(t *testing.T) {
 		t.Fatal("the event stream was not ended by the shutdown")
 	}
 	http.DefaultClient.CloseIdleConnections()
+}
+
+// Lost answers: a send that WeCom accepted but whose answer was lost is retried with the same
+// client msgid; WeCom refuses the duplicate and the customer still gets every reply exactly once.
+func TestLostAnswersNeverDuplicate(t *testing.T) {
+	t.Parallel()
+	base := startSandbox(t, config{})
+	s := openStream(t, base)
+	mustPost(t, base+"/api/fault", map[string]string{"action": "drop_on"})
+	const n = 10
+	var want []string
+	var out []chatEvent
+	for i := range n { // one at a time: the quota counts sends after the customer's latest message
+		want = append(want, fmt.Sprintf("lost %d", i))
+		mustPost(t, base+"/api/send", sendRequest{User: "liam", Text: want[i]})
+		out = s.waitChats("liam", "out", "bot", i+1)
+	}
+	mustPost(t, base+"/api/fault", map[string]string{"action": "drop_off"})
+	time.Sleep(300 * time.Millisecond) // a duplicate would show up by now
+	var got []string
+	for _, c := range s.chats("liam") {
+		if c.Dir == "out" && c.From == "bot" {
+			got = append(got, c.Text)
+		}
+	}
+	assert.Equal(t, want, got, "every reply once, in order")
+	require.Len(t, out, n)
+
+	dropped, dup := 0, 0
+	for _, l := range s.logs() {
+		if l.Title == "kf/send_msg" && l.Err == "connection dropped" {
+			dropped++
+		}
+		if l.Title == "kf/send_msg" && l.ErrCode == 40058 {
+			dup++
+		}
+	}
+	if dropped > 0 {
+		assert.Positive(t, dup, "a dropped, accepted send comes back as a refused duplicate")
+		st := s.waitEvent(func(e event) bool { return e.State != nil && e.State.Stats.DuplicateSends > 0 }, "the dup counter")
+		assert.Positive(t, st.State.Stats.DuplicateSends)
+	}
+	t.Logf("sends dropped after processing: %d, duplicates refused: %d", dropped, dup)
+}
+
+// Messages that arrive together share one quota: WeCom counts the sends after the customer's
+// latest message, so a burst of 7 pulled in one page gets 5 replies and 2 visible refusals, and
+// never a 95001.
+func TestBurstSharesOneQuota(t *testing.T) {
+	t.Parallel()
+	var sb *sandbox
+	base := startSandbox(t, config{inspect: func(s *sandbox) { sb = s }})
+	s := openStream(t, base)
+	// The customer writes 7 messages before WeCom gets to push a callback; then one callback.
+	sb.srv.SetCallbackURL("")
+	for i := range 7 {
+		sb.srv.AddText("mia", fmt.Sprintf("burst %d", i))
+	}
+	sb.srv.SetCallbackURL(sb.cbURL)
+	require.NoError(t, sb.srv.Notify(context.Background(), sb.cbURL, sb.srv.OpenKfID()))
+
+	out := s.waitChats("mia", "out", "bot", 5)
+	notes := s.waitChats("mia", "note", "", 2)
+	for i, c := range out {
+		assert.Equal(t, fmt.Sprintf("burst %d", i), c.Text)
+	}
+	for _, n := range notes {
+		assert.Contains(t, n.Text, "held back (ErrQuotaExhausted)")
+	}
+	s.waitLog(func(l logEvent) bool { return l.Kind == "sync" && tagValue(l, "msgs") == "7 · text×7" }, "one page of 7")
+	for _, l := range s.logs() {
+		assert.NotEqual(t, 95001, l.ErrCode)
+	}
+	assert.Len(t, sb.srv.SentTo(sb.srv.OpenKfID(), "mia"), 5)
 }

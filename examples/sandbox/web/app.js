@@ -16,8 +16,8 @@
   const ui = {
     user: $("#user"), users: $("#users"), chat: $("#chat"), text: $("#text"), composer: $("#composer"),
     log: $("#log"), mode: $("#mode"), conn: $("#conn span"), phoneSub: $("#phone-sub"), stateChip: $("#state-chip"),
-    sessUser: $("#sess-user"), sessState: $("#sess-state"), sessServicer: $("#sess-servicer"),
-    quota: $("#quota"), quotaN: $("#quota-n"), errors: $("#errors-by-code"), busy: $("#busy"),
+    sessUser: $("#sess-user"), sessWindow: $("#sess-window"), sessState: $("#sess-state"), sessServicer: $("#sess-servicer"),
+    quota: $("#quota"), quotaN: $("#quota-n"), errors: $("#errors-by-code"), busy: $("#busy"), drop: $("#drop"),
     faultDetail: $("#fault-detail"), toast: $("#toast"), onlyUser: $("#only-user"),
   };
 
@@ -131,9 +131,9 @@
   });
 
   // ---------- chat rendering ----------
-  function fmtTime(d) {
-    return d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
-  }
+  const pad = (n, w) => String(n).padStart(w || 2, "0");
+  function fmtTime(d) { return pad(d.getHours()) + ":" + pad(d.getMinutes()) + ":" + pad(d.getSeconds()); }
+  function fmtClock(d) { return pad(d.getHours()) + ":" + pad(d.getMinutes()); }
   function fmtBytes(n) {
     if (n >= 1 << 20) return (n / (1 << 20)).toFixed(1) + " MB";
     if (n >= 1 << 10) return (n / (1 << 10)).toFixed(1) + " KB";
@@ -176,7 +176,7 @@
     const at = new Date(c.at);
     const last = store.lastTime.get(c.user);
     if (!last || at - last > 3 * 60 * 1000) {
-      ui.chat.append(el("div", "timebar", fmtTime(at)));
+      ui.chat.append(el("div", "timebar", fmtClock(at)));
     }
     store.lastTime.set(c.user, at);
     const typing = ui.chat.querySelector(".msg.typing");
@@ -196,6 +196,7 @@
     row.dataset.kind = c.kind;
     const av = el("div", "avatar " + from);
     av.textContent = from === "me" ? (c.user[0] || "?").toUpperCase() : from === "servicer" ? "张" : from === "welcome" ? "👋" : "kf";
+    if (from === "me") av.style.background = avatarColor(c.user);
     const stack = el("div", "stack");
     if (c.dir !== "in") {
       const s = el("div", "sender");
@@ -363,6 +364,7 @@
     dots.forEach((d, i) => d.classList.toggle("on", i < cs.quota_left));
     ui.quota.classList.toggle("low", cs.quota_left > 0 && cs.quota_left <= 2);
     ui.quotaN.textContent = cs.quota_left + " / 5";
+    renderWindow();
     if (!st) return;
     for (const [k, v] of Object.entries(st.stats)) {
       document.querySelectorAll('[data-stat="' + k + '"]').forEach((n) => {
@@ -374,14 +376,39 @@
     const codes = Object.keys(errs).sort();
     if (!codes.length) ui.errors.textContent = "none";
     for (const code of codes) ui.errors.append(el("span", "code", (code === "0" ? "local" : code) + " ×" + errs[code]));
-    const busy = st.faults && st.faults.busy;
-    ui.busy.classList.toggle("active", !!busy);
-    ui.busy.dataset.fault = busy ? "busy_off" : "busy_on";
-    ui.busy.textContent = busy ? "API busy 30% · on" : "API busy 30%";
+    for (const [key, btn] of [["busy", ui.busy], ["drop", ui.drop]]) {
+      const on = !!(st.faults && st.faults[key]);
+      btn.classList.toggle("active", on);
+      btn.dataset.fault = on ? btn.dataset.off : btn.dataset.on;
+      btn.textContent = btn.dataset.label + (on ? " · on" : "");
+    }
     const known = Object.keys(st.customers || {}).sort();
     if (ui.users.childElementCount !== known.length) {
       ui.users.replaceChildren(...known.map((k) => { const o = el("option"); o.value = k; return o; }));
     }
+  }
+
+  // The reply window: 48 h from the customer's latest message (§6).
+  function renderWindow() {
+    const u = user();
+    let last = null;
+    for (let i = store.chat.length - 1; i >= 0; i--) {
+      const c = store.chat[i];
+      if (c.user === u && c.dir === "in") { last = new Date(c.at); break; }
+    }
+    if (!last) { ui.sessWindow.textContent = "closed · no message yet"; return; }
+    const left = 48 * 3600 * 1000 - (Date.now() - last);
+    if (left <= 0) { ui.sessWindow.textContent = "closed"; return; }
+    const h = Math.floor(left / 3600000), m = Math.floor((left % 3600000) / 60000);
+    ui.sessWindow.textContent = h + " h " + pad(m) + " m left";
+  }
+  setInterval(renderWindow, 20000);
+
+  function avatarColor(name) {
+    let h = 0;
+    for (const ch of name) h = (h * 31 + ch.codePointAt(0)) >>> 0;
+    const hue = h % 360;
+    return "linear-gradient(135deg, hsl(" + hue + " 45% 52%), hsl(" + ((hue + 40) % 360) + " 50% 42%))";
   }
 
   // ---------- log ----------
@@ -401,14 +428,15 @@
     if (isErr) line.dataset.error = "1";
     const top = el("div", "top");
     const t = new Date(l.at);
-    top.append(el("time", null, fmtTime(t) + "." + String(t.getMilliseconds()).padStart(3, "0")));
+    top.append(el("time", null, fmtTime(t) + "." + pad(t.getMilliseconds(), 3)));
     const label = { callback: "callback", sync: "sync", send: "send", token: "token", state: "state", media: "media", api: "api", sdk: "sdk", bot: "bot", fault: "inject" }[l.kind] || l.kind;
     top.append(el("span", "kind k-" + l.kind, label));
     top.append(el("span", "title", l.title));
     if (l.errcode) top.append(el("span", "code", "errcode " + l.errcode));
     const tags = el("span", "tags");
     for (const tg of l.tags || []) {
-      const s = el("span", "t" + (["has_more", "msgid", "cursor", "next_cursor", "parts", "to"].includes(tg.k) ? " hot" : ""));
+      const s = el("span", "t" + (["has_more", "msgid", "cursor", "next_cursor", "parts", "to"].includes(tg.k) ? " hot" : "") +
+        (tg.v.length > 40 ? " wrap" : ""));
       s.append(tg.k + " ", el("b", null, tg.v));
       tags.append(s);
     }
@@ -461,6 +489,10 @@
   ui.onlyUser.addEventListener("change", renderLogFilter);
   $("#clear-log").addEventListener("click", () => ui.log.replaceChildren());
 
+  function countIn() {
+    $("#in-count").textContent = store.chat.filter((c) => c.dir === "in").length;
+  }
+
   // ---------- event stream ----------
   function onEvent(ev) {
     switch (ev.type) {
@@ -477,6 +509,7 @@
         for (const l of r.log || []) appendLog(l, false);
         renderChat();
         renderState();
+        countIn();
         document.body.dataset.connected = "true";
         ui.conn.textContent = "live";
         break;
@@ -485,8 +518,8 @@
         const c = ev.chat;
         store.chat.push(c);
         if (store.chat.length > 2000) store.chat.shift();
-        if (c.user === user()) appendChat(c, true);
-        if (c.dir === "in") flash("customer");
+        if (c.user === user()) { appendChat(c, true); if (c.dir === "in") renderWindow(); }
+        if (c.dir === "in") { flash("customer"); countIn(); }
         break;
       }
       case "parts": {
