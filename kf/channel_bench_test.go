@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/wxkf/wxkf/cursor"
 	"github.com/wxkf/wxkf/kf/kftest"
 )
 
@@ -94,7 +93,7 @@ func runLatencyScenario(b *testing.B, customers, perCustomer int) (added []time.
 	defer cancelObs()
 
 	ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
-		withDirOpts(b), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(64))
+		WithStateDir(b.TempDir()), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(64))
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -182,11 +181,3 @@ func runLatencyScenario(b *testing.B, customers, perCustomer int) (added []time.
 	return added, rate
 }
 
-func withDirOpts(b *testing.B) ChannelOption {
-	d, err := cursor.OpenDir(b.TempDir(), cursor.WithJournalSync(false))
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { d.Close() })
-	return WithStores(d)
-}
