@@ -142,9 +142,11 @@ func (a *account) run() {
 		bo.reset()
 		s := &session{a: a, lease: lease, bo: ch.newBackoff(), tr: newTracker()}
 		s.run()
-		if err := lease.Release(context.WithoutCancel(ch.workCtx)); err != nil && !errors.Is(err, cursor.ErrLeaseLost) {
-			ch.log.Warn("wxkf: lease release", "open_kfid", a.id, "err", err)
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ch.workCtx), 5*time.Second)
+		if err := lease.Release(rctx); err != nil && !errors.Is(err, cursor.ErrLeaseLost) {
+			ch.log.Warn("wxkf: lease release (it expires on its own)", "open_kfid", a.id, "err", err)
 		}
+		cancel()
 		a.mu.Lock()
 		if !a.pending || ch.pullCtx.Err() != nil {
 			a.active = false
