@@ -79,14 +79,31 @@ func fitImage(src []byte, maxBytes int, maxPixels int64) (out []byte, format str
 		return nil, "", fmt.Errorf("%w: %s of %d×%d = %d pixels, at most %d allowed",
 			ErrImageTooManyPixels, f, cfg.Width, cfg.Height, px, maxPixels)
 	}
-	img, err := imageDecode(src, f)
-	if err != nil {
-		return nil, "", fmt.Errorf("%w: %s: %w", ErrCorruptImage, f, err)
+	orientation := imageOrientation(src, f)
+	var img image.Image
+	if f == ImageFormatPNG && orientation == 1 {
+		// The common big PNG: decode and encode at the same time.
+		p, ok, err := imageParsePNG(src)
+		if err != nil {
+			return nil, "", fmt.Errorf("%w: %s: %w", ErrCorruptImage, f, err)
+		}
+		if ok {
+			if out, img, err = imageFitPNGStreaming(p, maxBytes); err != nil {
+				return nil, "", err
+			}
+			if out != nil {
+				return out, ImageFormatJPEG, nil
+			}
+		}
+	}
+	if img == nil {
+		if img, err = imageDecode(src, f); err != nil {
+			return nil, "", fmt.Errorf("%w: %s: %w", ErrCorruptImage, f, err)
+		}
 	}
 	if b := img.Bounds(); b.Empty() || int64(b.Dx())*int64(b.Dy()) > maxPixels {
 		return nil, "", fmt.Errorf("%w: %s decoded to %v", ErrCorruptImage, f, b)
 	}
-	orientation := imageOrientation(src, f)
 	if imageHasAlpha(img) {
 		n := imageOrient(imageToNRGBA(img), orientation)
 		if f != ImageFormatPNG {
@@ -103,6 +120,47 @@ func fitImage(src []byte, maxBytes int, maxPixels int64) (out []byte, format str
 		return nil, "", err
 	}
 	return out, ImageFormatJPEG, nil
+}
+
+// imageFitPNGStreaming decodes a PNG on the fast path while JPEG-encoding it at the best quality,
+// strip by strip as rows come out of the decoder, so both CPU cores work during the decode. If every
+// strip got encoded and the whole fits in maxBytes, that is the result (out). Otherwise — the image
+// has real transparency, or is too big at the best quality — out is nil and img is the decoded
+// image for the general path.
+func imageFitPNGStreaming(p *imagePNG, maxBytes int) (out []byte, img image.Image, err error) {
+	img, pix, stride := p.newImage()
+	if p.w > imageJPEGMaxSide || p.h > imageJPEGMaxSide {
+		if err := p.decode(pix, stride, nil); err != nil {
+			return nil, nil, fmt.Errorf("%w: png: %w", ErrCorruptImage, err)
+		}
+		return nil, img, nil
+	}
+	view := img // what the JPEG encoder reads: RGBA bytes are the same as NRGBA while opaque
+	if m, ok := img.(*image.NRGBA); ok {
+		view = &image.RGBA{Pix: m.Pix, Stride: m.Stride, Rect: m.Rect}
+	}
+	s := newImageStrips(view)
+	st := newImageStreamJPEG(s, imageJPEGQualityMax, maxBytes)
+	transparent := false
+	err = p.decode(pix, stride, func(y0, y1 int) {
+		if p.ctype == 6 && !transparent && imageAlphaBelow(pix[y0*stride:], stride, p.w, y1-y0, 4, 3) {
+			transparent = true
+			st.stop()
+		}
+		st.rowsReady(y1)
+	})
+	enc, encErr := st.end()
+	if err != nil {
+		return nil, nil, fmt.Errorf("%w: png: %w", ErrCorruptImage, err)
+	}
+	if encErr != nil {
+		return nil, nil, encErr
+	}
+	if enc != nil && !transparent && s.total(enc) <= maxBytes {
+		out, err := s.assemble(enc)
+		return out, nil, err
+	}
+	return nil, img, nil
 }
 
 // imageDecodeConfig reads the header of src in format f.

@@ -154,7 +154,7 @@ func (f *inflater) inflate() (int, error) {
 		if f.overread() {
 			return 0, errInflateTruncated
 		}
-		if f.progress != nil && f.o-last >= 1<<20 {
+		if f.progress != nil && f.o-last >= imagePNGProgressBytes {
 			f.progress(f.o)
 			last = f.o
 		}

@@ -110,17 +110,7 @@ func (s *imageStrips) encode(enc *imageEncoded, q int, idx []int) (*imageEncoded
 					return
 				}
 				i := todo[k]
-				r := s.rects[i]
-				sub := s.img.(interface {
-					SubImage(image.Rectangle) image.Image
-				}).SubImage(r)
-				buf.Reset()
-				buf.Grow(r.Dx() * r.Dy() / 2)
-				err := jpeg.Encode(&buf, sub, &jpeg.Options{Quality: q})
-				var head, sos, data []byte
-				if err == nil {
-					head, sos, data, err = imageSplitJPEG(buf.Bytes())
-				}
+				head, sos, data, err := s.encodeOne(&buf, i, q)
 				mu.Lock()
 				if err != nil {
 					if firstErr == nil {
@@ -141,6 +131,129 @@ func (s *imageStrips) encode(enc *imageEncoded, q int, idx []int) (*imageEncoded
 		return nil, firstErr
 	}
 	return enc, nil
+}
+
+// encodeOne encodes strip i at quality q using buf; the results point into buf.
+func (s *imageStrips) encodeOne(buf *imageFlushBuffer, i, q int) (head, sos, data []byte, err error) {
+	r := s.rects[i]
+	sub := s.img.(interface{ SubImage(image.Rectangle) image.Image }).SubImage(r)
+	buf.Reset()
+	buf.Grow(r.Dx() * r.Dy() / 2)
+	if err := jpeg.Encode(buf, sub, &jpeg.Options{Quality: q}); err != nil {
+		return nil, nil, nil, err
+	}
+	return imageSplitJPEG(buf.Bytes())
+}
+
+// imageStreamJPEG encodes the strips of an image that is still being decoded, at one quality, each
+// as soon as the decoder says its rows are final. It gives up (aborts) once the strips so far make
+// clear that the whole will not fit.
+type imageStreamJPEG struct {
+	s     *imageStrips
+	q     int
+	limit int
+	enc   *imageEncoded
+	next  atomic.Int64
+	wg    sync.WaitGroup
+	mu    sync.Mutex
+	cond  sync.Cond
+	ready int // rows final, counted from the top
+	ended bool
+	abort bool
+	err   error
+	sum   int // entropy-coded bytes of the strips encoded so far
+	rows  int // rows of the strips encoded so far
+}
+
+// newImageStreamJPEG starts GOMAXPROCS encoding goroutines; call end to stop and wait for them.
+func newImageStreamJPEG(s *imageStrips, q, limit int) *imageStreamJPEG {
+	e := &imageStreamJPEG{s: s, q: q, limit: limit, enc: &imageEncoded{quality: q, data: make([][]byte, len(s.rects))}}
+	e.cond.L = &e.mu
+	for range min(runtime.GOMAXPROCS(0), len(s.rects)) {
+		e.wg.Go(e.work)
+	}
+	return e
+}
+
+func (e *imageStreamJPEG) work() {
+	var buf imageFlushBuffer
+	top := e.s.img.Bounds().Min.Y
+	for {
+		i := int(e.next.Add(1)) - 1
+		if i >= len(e.s.rects) {
+			return
+		}
+		r := e.s.rects[i]
+		e.mu.Lock()
+		for e.ready < r.Max.Y-top && !e.ended && !e.abort {
+			e.cond.Wait()
+		}
+		stop := e.abort || e.ready < r.Max.Y-top
+		e.mu.Unlock()
+		if stop {
+			return
+		}
+		head, sos, data, err := e.s.encodeOne(&buf, i, e.q)
+		e.mu.Lock()
+		switch {
+		case err != nil:
+			e.err, e.abort = err, true
+		default:
+			e.enc.data[i] = bytes.Clone(data)
+			if e.enc.head == nil {
+				e.enc.head, e.enc.sos = bytes.Clone(head), bytes.Clone(sos)
+			}
+			e.sum += len(data)
+			e.rows += r.Dy()
+			// Over already, or a quarter in and heading for half as much again: stop guessing.
+			total := e.s.img.Bounds().Dy()
+			if e.sum > e.limit || (4*e.rows >= total && e.sum*total > e.limit*e.rows*3/2) {
+				e.abort = true
+			}
+		}
+		if e.abort {
+			e.cond.Broadcast()
+		}
+		e.mu.Unlock()
+	}
+}
+
+// rowsReady tells the encoders that rows [0, y) of the image (from its top) are final.
+func (e *imageStreamJPEG) rowsReady(y int) {
+	e.mu.Lock()
+	e.ready = y
+	e.cond.Broadcast()
+	e.mu.Unlock()
+}
+
+// stop makes the encoders give up.
+func (e *imageStreamJPEG) stop() {
+	e.mu.Lock()
+	e.abort = true
+	e.cond.Broadcast()
+	e.mu.Unlock()
+}
+
+// end says no more rows will come, waits for the encoders, and returns the encoded strips if every
+// strip was encoded (nil otherwise).
+func (e *imageStreamJPEG) end() (*imageEncoded, error) {
+	e.mu.Lock()
+	e.ended = true
+	e.cond.Broadcast()
+	e.mu.Unlock()
+	e.wg.Wait()
+	if e.err != nil {
+		return nil, e.err
+	}
+	if e.abort {
+		return nil, nil
+	}
+	for _, d := range e.enc.data {
+		if d == nil {
+			return nil, nil
+		}
+	}
+	return e.enc, nil
 }
 
 // imageFlushBuffer lets image/jpeg write straight into a bytes.Buffer without its own bufio.Writer.

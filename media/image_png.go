@@ -14,18 +14,36 @@ import (
 
 var errPNGCorrupt = errors.New("media: corrupt PNG")
 
+// imagePNG is a parsed PNG the fast path can decode.
+type imagePNG struct {
+	w, h, bpp int
+	ctype     byte   // 0 grey, 2 RGB, 6 RGBA
+	z         []byte // the zlib stream: the IDAT chunks' data joined
+}
+
 // imageDecodePNG decodes src if it is a PNG of the kinds above. ok reports whether it handled src;
 // when false, decode with image/png instead.
 func imageDecodePNG(src []byte) (img image.Image, ok bool, err error) {
+	p, ok, err := imageParsePNG(src)
+	if !ok || err != nil {
+		return nil, ok, err
+	}
+	img, pix, stride := p.newImage()
+	if err := p.decode(pix, stride, nil); err != nil {
+		return nil, true, err
+	}
+	return img, true, nil
+}
+
+// imageParsePNG checks the chunks of src (CRCs, IHDR first, IEND last) and collects the image data.
+// ok is false for PNGs the fast path leaves to image/png.
+func imageParsePNG(src []byte) (p *imagePNG, ok bool, err error) {
 	if len(src) < len(pngSignature)+25 || string(src[:len(pngSignature)]) != pngSignature {
 		return nil, false, nil
 	}
-	var (
-		w, h, bpp int
-		ctype     byte
-		idat      [][]byte
-		idatLen   int
-	)
+	p = &imagePNG{}
+	var idat [][]byte
+	idatLen := 0
 	seenIHDR := false
 	for i := len(pngSignature); ; {
 		if i+12 > len(src) {
@@ -50,19 +68,19 @@ func imageDecodePNG(src []byte) (img image.Image, ok bool, err error) {
 				return nil, true, errPNGCorrupt
 			}
 			seenIHDR = true
-			w, h = int(binary.BigEndian.Uint32(data)), int(binary.BigEndian.Uint32(data[4:]))
+			p.w, p.h = int(binary.BigEndian.Uint32(data)), int(binary.BigEndian.Uint32(data[4:]))
 			depth, comp, filter, interlace := data[8], data[10], data[11], data[12]
-			ctype = data[9]
-			if w <= 0 || h <= 0 || w > 1<<24 || h > 1<<24 || comp != 0 || filter != 0 {
+			p.ctype = data[9]
+			if p.w <= 0 || p.h <= 0 || p.w > 1<<24 || p.h > 1<<24 || comp != 0 || filter != 0 {
 				return nil, true, errPNGCorrupt
 			}
-			switch ctype {
+			switch p.ctype {
 			case 0:
-				bpp = 1
+				p.bpp = 1
 			case 2:
-				bpp = 3
+				p.bpp = 3
 			case 6:
-				bpp = 4
+				p.bpp = 4
 			default:
 				return nil, false, nil
 			}
@@ -75,7 +93,17 @@ func imageDecodePNG(src []byte) (img image.Image, ok bool, err error) {
 		case "tRNS":
 			return nil, false, nil
 		case "IEND":
-			return imagePNGPixels(idat, idatLen, w, h, bpp, ctype)
+			if idatLen == 0 {
+				return nil, true, errPNGCorrupt
+			}
+			p.z = idat[0]
+			if len(idat) > 1 {
+				p.z = make([]byte, 0, idatLen)
+				for _, d := range idat {
+					p.z = append(p.z, d...)
+				}
+			}
+			return p, true, nil
 		default:
 			if typ[0]&0x20 == 0 && typ != "PLTE" { // an unknown critical chunk
 				return nil, false, nil
@@ -84,58 +112,98 @@ func imageDecodePNG(src []byte) (img image.Image, ok bool, err error) {
 	}
 }
 
-// imagePNGPixels inflates and unfilters the image data into an image of the PNG's colour type.
-func imagePNGPixels(idat [][]byte, idatLen, w, h, bpp int, ctype byte) (image.Image, bool, error) {
-	if idatLen == 0 {
-		return nil, true, errPNGCorrupt
-	}
-	z := idat[0]
-	if len(idat) > 1 {
-		z = make([]byte, 0, idatLen)
-		for _, d := range idat {
-			z = append(z, d...)
-		}
-	}
-	stride := w * bpp
-	raw := make([]byte, h*(stride+1))
-	if err := inflateZlib(z, raw, nil); err != nil {
-		return nil, true, err
-	}
-	var (
-		pix       []byte // output pixels
-		outStride int
-		r         = image.Rect(0, 0, w, h)
-		img       image.Image
-	)
-	switch ctype {
+// newImage allocates the image p decodes to (*image.Gray, *image.RGBA or *image.NRGBA) and returns
+// its pixel buffer and stride.
+func (p *imagePNG) newImage() (image.Image, []byte, int) {
+	r := image.Rect(0, 0, p.w, p.h)
+	switch p.ctype {
 	case 0:
 		m := image.NewGray(r)
-		pix, outStride, img = m.Pix, m.Stride, m
+		return m, m.Pix, m.Stride
 	case 2:
 		m := image.NewRGBA(r)
-		pix, outStride, img = m.Pix, m.Stride, m
-	default:
-		m := image.NewNRGBA(r)
-		pix, outStride, img = m.Pix, m.Stride, m
+		return m, m.Pix, m.Stride
 	}
-	var prev []byte // the previous unfiltered row; nil for the first
-	for y := 0; y < h; y++ {
-		row := raw[y*(stride+1) : (y+1)*(stride+1)]
-		cur := row[1:]
-		if !imagePNGUnfilter(row[0], cur, prev, bpp) {
-			return nil, true, errPNGCorrupt
+	m := image.NewNRGBA(r)
+	return m, m.Pix, m.Stride
+}
+
+// imagePNGProgressBytes: how often (in decompressed bytes) the inflater reports progress.
+const imagePNGProgressBytes = 1 << 18
+
+// decode inflates and unfilters p into pix (from newImage). When rows is set, inflating runs on a
+// goroutine of its own, rows are unfiltered here as soon as they are decompressed, and rows(y0, y1)
+// is called each time rows [y0, y1) are final, so that the caller can use them before the whole
+// image is done. The goroutine has ended when decode returns.
+func (p *imagePNG) decode(pix []byte, stride int, rows func(y0, y1 int)) error {
+	rowLen := p.w*p.bpp + 1
+	raw := make([]byte, p.h*rowLen)
+	have := len(raw) // bytes of raw that are final
+	var next func() (int, error)
+	if rows != nil {
+		have = 0
+		avail := make(chan int, 16)
+		done := make(chan struct{})
+		var inflErr error
+		go func() {
+			defer close(done)
+			defer close(avail)
+			inflErr = inflateZlib(p.z, raw, func(n int) { avail <- n })
+		}()
+		defer func() {
+			for range avail { // let the inflater finish even if we stop early
+			}
+			<-done
+		}()
+		next = func() (int, error) {
+			if n, ok := <-avail; ok {
+				return n, nil
+			}
+			if inflErr != nil {
+				return 0, inflErr
+			}
+			return len(raw), nil
 		}
-		prev = cur
-		if ctype == 2 {
-			dst := pix[y*outStride : y*outStride+4*w]
+	} else if err := inflateZlib(p.z, raw, nil); err != nil {
+		return err
+	}
+	// Rows are unfiltered into two row buffers, never in raw: while streaming, the inflater still
+	// reads raw as its history (back-references) and checksums it at the end.
+	cur, prevBuf := make([]byte, rowLen-1), make([]byte, rowLen-1)
+	var prev []byte // the previous unfiltered row; nil for the first
+	y0 := 0
+	for y := 0; y < p.h; y++ {
+		for have < (y+1)*rowLen {
+			if rows != nil && y > y0 {
+				rows(y0, y)
+				y0 = y
+			}
+			n, err := next()
+			if err != nil {
+				return err
+			}
+			have = n
+		}
+		row := raw[y*rowLen : (y+1)*rowLen]
+		copy(cur, row[1:])
+		if !imagePNGUnfilter(row[0], cur, prev, p.bpp) {
+			return errPNGCorrupt
+		}
+		prev, cur, prevBuf = cur, prevBuf, cur
+		dst := pix[y*stride:]
+		if p.ctype == 2 {
+			dst = dst[:4*p.w]
 			for x, s := 0, 0; x < len(dst); x, s = x+4, s+3 {
-				dst[x], dst[x+1], dst[x+2], dst[x+3] = cur[s], cur[s+1], cur[s+2], 0xff
+				dst[x], dst[x+1], dst[x+2], dst[x+3] = prev[s], prev[s+1], prev[s+2], 0xff
 			}
 			continue
 		}
-		copy(pix[y*outStride:y*outStride+stride], cur)
+		copy(dst[:len(prev)], prev)
 	}
-	return img, true, nil
+	if rows != nil && y0 < p.h {
+		rows(y0, p.h)
+	}
+	return nil
 }
 
 // imagePNGUnfilter reverses a PNG row filter in place (PNG spec §9.2). prev is the previous

@@ -12,6 +12,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 )
 
 // imagePNGVariants encodes pictures as PNGs of every colour type and compression level image/png
@@ -202,4 +203,96 @@ func FuzzImageDecodePNG(f *testing.F) {
 
 func binaryPut32(b []byte, v uint32) {
 	b[0], b[1], b[2], b[3] = byte(v>>24), byte(v>>16), byte(v>>8), byte(v)
+}
+
+// imageBuildPNG wraps raw (already filtered) scanlines into a PNG of the given colour type, with
+// valid CRCs; keep cuts the zlib stream short.
+func imageBuildPNG(t testing.TB, w, h int, ctype byte, raw []byte, keep int) []byte {
+	t.Helper()
+	var z bytes.Buffer
+	zw := zlib.NewWriter(&z)
+	_, err := zw.Write(raw)
+	require.NoError(t, err)
+	require.NoError(t, zw.Close())
+	data := z.Bytes()
+	if keep > 0 {
+		data = data[:keep]
+	}
+	chunk := func(typ string, d []byte) []byte {
+		c := make([]byte, 8, 12+len(d))
+		binaryPut32(c, uint32(len(d)))
+		copy(c[4:], typ)
+		c = append(c, d...)
+		var crc [4]byte
+		binaryPut32(crc[:], crc32Of(c[4:]))
+		return append(c, crc[:]...)
+	}
+	ihdr := make([]byte, 13)
+	binaryPut32(ihdr, uint32(w))
+	binaryPut32(ihdr[4:], uint32(h))
+	ihdr[8], ihdr[9] = 8, ctype
+	out := []byte(pngSignature)
+	out = append(out, chunk("IHDR", ihdr)...)
+	out = append(out, chunk("IDAT", data)...)
+	return append(out, chunk("IEND", nil)...)
+}
+
+// TestFitImageStreamingSameAsWhole: the PNG path that encodes while decoding gives byte for byte
+// what decoding first and fitting afterwards gives.
+func TestFitImageStreamingSameAsWhole(t *testing.T) {
+	t.Parallel()
+	photo := imageTestPhoto(1500, 1000, 21, 5)
+	src := imageEncodePNG(t, photo)
+	out, format, err := FitImage(src, len(src)-1)
+	require.NoError(t, err)
+	require.Equal(t, ImageFormatJPEG, format)
+	img, err := png.Decode(bytes.NewReader(src))
+	require.NoError(t, err)
+	want, err := imageFitJPEG(img, len(src)-1)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, out), "streaming result differs")
+	assert.Equal(t, imageJPEGQualityMax, imageGuessQuality(t, out))
+}
+
+// TestFitImageStreamingErrors: broken image data found while strips are being encoded is an error,
+// and no goroutine outlives the call. Not parallel: goleak sees every goroutine.
+func TestFitImageStreamingErrors(t *testing.T) {
+	defer goleak.VerifyNone(t)
+	const w, h = 700, 900
+	photo := imageTestPhoto(w, h, 2, 30)
+	raw := make([]byte, 0, h*(3*w+1))
+	for y := 0; y < h; y++ {
+		raw = append(raw, 0)
+		for x := 0; x < w; x++ {
+			c := photo.RGBAAt(x, y)
+			raw = append(raw, c.R, c.G, c.B)
+		}
+	}
+	good := imageBuildPNG(t, w, h, 2, raw, 0)
+	out, _, err := FitImage(good, len(good)-1)
+	require.NoError(t, err, "the well-formed file decodes")
+	require.NotEmpty(t, out)
+
+	badFilter := bytes.Clone(raw)
+	badFilter[(h*3/4)*(3*w+1)] = 9 // no such filter type, three quarters down
+	z := bytes.Clone(good)
+	for name, src := range map[string][]byte{
+		"bad filter type late in the image": imageBuildPNG(t, w, h, 2, badFilter, 0),
+		"zlib stream cut short":             imageBuildPNG(t, w, h, 2, raw, len(good)*2/3),
+		"image data longer than the header": imageBuildPNG(t, w, h-10, 2, raw, 0),
+		"checksum wrong":                    imageWithAdler(z),
+	} {
+		_, _, err := FitImage(src, len(src)-1)
+		require.ErrorIs(t, err, ErrCorruptImage, name)
+	}
+}
+
+// imageWithAdler flips a bit of the zlib checksum at the end of the (single) IDAT chunk and fixes
+// the chunk CRC.
+func imageWithAdler(p []byte) []byte {
+	i := bytes.Index(p, []byte("IDAT")) - 4
+	n := int(p[i])<<24 | int(p[i+1])<<16 | int(p[i+2])<<8 | int(p[i+3])
+	p[i+8+n-1] ^= 1
+	binaryPut32(p[i+8+n:], crc32Of(p[i+4:i+8+n]))
+	return p
 }
