@@ -136,7 +136,9 @@ func (s *imageStrips) encode(enc *imageEncoded, q int, idx []int) (*imageEncoded
 // encodeOne encodes strip i at quality q using buf; the results point into buf.
 func (s *imageStrips) encodeOne(buf *imageFlushBuffer, i, q int) (head, sos, data []byte, err error) {
 	r := s.rects[i]
-	sub := s.img.(interface{ SubImage(image.Rectangle) image.Image }).SubImage(r)
+	sub := s.img.(interface {
+		SubImage(image.Rectangle) image.Image
+	}).SubImage(r)
 	buf.Reset()
 	buf.Grow(r.Dx() * r.Dy() / 2)
 	if err := jpeg.Encode(buf, sub, &jpeg.Options{Quality: q}); err != nil {
