@@ -798,3 +798,45 @@ func TestNewChannelValidates(t *testing.T) {
 	require.NoError(t, err, "Shutdown released the directory")
 	require.NoError(t, ch.Shutdown(context.Background()))
 }
+
+// A session_status_change event (it carries open_kfid only inside the event body) refreshes the
+// cached session state at once: the next reply is not even attempted while a human has it.
+func TestSessionEventRefreshesState(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, WithHandlerRetries(0))
+	errs := make(chan error, 2)
+	var events []*Message
+	var mu sync.Mutex
+	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+		if err := r.Ready(ctx); err != nil {
+			errs <- err
+			return nil
+		}
+		errs <- r.Text(ctx, m.Text.Content)
+		return nil
+	})
+	e.ch.OnEvent(func(ctx context.Context, m *Message, r Replier) error {
+		mu.Lock()
+		events = append(events, m)
+		mu.Unlock()
+		return nil
+	})
+	e.srv.AddServicer("agent1", 0)
+	e.srv.AddText("rita", "one")
+	e.notify()
+	require.NoError(t, <-errs)
+	e.srv.SetServiceState(e.srv.OpenKfID(), "rita", 3, "agent1")
+	e.srv.AddEvent("session_status_change", map[string]any{"external_userid": "rita", "change_type": 1, "new_servicer_userid": "agent1"})
+	e.srv.AddText("rita", "two")
+	e.notify()
+	err := <-errs
+	assert.ErrorIs(t, err, ErrHumanServicer, "Ready says why before anything is sent")
+	e.settle()
+	assert.Len(t, e.srv.SentTo(e.srv.OpenKfID(), "rita"), 1)
+	assert.Empty(t, e.srv.Rejected(), "no send was attempted: the event refreshed the state")
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, events, 1)
+	assert.Equal(t, e.srv.OpenKfID(), events[0].OpenKfID, "events get the account they came from")
+	assert.Equal(t, "rita", events[0].ExternalUserID)
+}

@@ -367,6 +367,12 @@ func (s *session) dispatchPage(resp *SyncMsgResponse) bool {
 	pg := s.tr.addPage(resp.NextCursor)
 	for i := range msgs {
 		m := &msgs[i]
+		if m.OpenKfID == "" {
+			m.OpenKfID = s.a.id // events carry open_kfid only inside the event body (§5)
+		}
+		if m.ExternalUserID == "" && m.Event != nil {
+			m.ExternalUserID = m.Event.ExternalUserID
+		}
 		ch.stats.messages.Add(1)
 		if m.Origin == OriginCustomer {
 			ch.quota.observe(m)

@@ -51,6 +51,10 @@ type Replier interface {
 	Send(ctx context.Context, c Content) error
 	// QuotaLeft is how many more messages this customer may get before writing again (0..5).
 	QuotaLeft() int
+	// Ready reports, without sending, whether a reply could go out now: nil, or the *ReplyError a
+	// send would return (human servicer, queued, ended, 48 h passed, quota used). A bot can check it
+	// before expensive work, such as asking a language model.
+	Ready(ctx context.Context) error
 	// Handoff transfers the session (转人工): to servicerUserID (state 3), or to the queue (state 2)
 	// when it is empty. The bot stays quiet until the session comes back.
 	Handoff(ctx context.Context, servicerUserID string) error
@@ -257,6 +261,13 @@ func (r *replier) sendAll(ctx context.Context, contents []Content) error {
 		}
 	}
 	return nil
+}
+
+func (r *replier) Ready(ctx context.Context) error {
+	if err := r.ready(ctx); err != nil {
+		return err
+	}
+	return r.haveQuota(1)
 }
 
 func (r *replier) Send(ctx context.Context, c Content) error {
