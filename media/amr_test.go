@@ -444,7 +444,7 @@ func BenchmarkSplitAMR(b *testing.B) {
 	b.SetBytes(int64(len(in)))
 	for b.Loop() {
 		pieces, err := SplitAMR(in, 0, 0)
-		if err != nil || len(pieces) != 31 {
+		if err != nil || len(pieces) < 30 || len(pieces) > 36 {
 			b.Fatal(len(pieces), err)
 		}
 	}
