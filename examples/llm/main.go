@@ -140,8 +140,11 @@ func (b *bot) onMessage(ctx context.Context, m *kf.Message, r kf.Replier) error 
 	if note != "" {
 		return b.reply(ctx, r, note)
 	}
-	if b.withHuman(ctx, m) {
-		return nil // the Replier would refuse to send anyway: do not pay for an answer
+	if err := r.Ready(ctx); err != nil {
+		// A human has the session, it ended, or the quota is used: the Replier would refuse to
+		// send, so do not pay for an answer.
+		b.log.Info("cannot reply now: the bot stays quiet", "customer", m.ExternalUserID, "why", err)
+		return nil
 	}
 
 	key := m.OpenKfID + "/" + m.ExternalUserID
@@ -168,17 +171,6 @@ func (b *bot) onMessage(ctx context.Context, m *kf.Message, r kf.Replier) error 
 		return nil
 	}
 	return b.logged(err)
-}
-
-// withHuman reports whether a human servicer has the session or it is queued for one
-// (service_state/get). On an error it says no: the Replier checks again before sending.
-func (b *bot) withHuman(ctx context.Context, m *kf.Message) bool {
-	st, err := b.ch.Client().GetServiceState(ctx, m.OpenKfID, m.ExternalUserID)
-	if err != nil || (st.State != kf.ServiceStateServicer && st.State != kf.ServiceStateQueued) {
-		return false
-	}
-	b.log.Info("a human has the session: the bot stays quiet", "customer", m.ExternalUserID)
-	return true
 }
 
 // question turns a customer message into the model's input, or into a note to send instead.
