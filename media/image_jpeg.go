@@ -209,7 +209,7 @@ func (e *imageStreamJPEG) work() {
 			e.rows += r.Dy()
 			// Over already, or a quarter in and heading for half as much again: stop guessing.
 			total := e.s.img.Bounds().Dy()
-			if e.sum > e.limit || (4*e.rows >= total && e.sum*total > e.limit*e.rows*3/2) {
+			if e.sum > e.limit || (4*e.rows >= total && float64(e.sum)*float64(total) > 1.5*float64(e.limit)*float64(e.rows)) {
 				e.abort = true
 			}
 		}
