@@ -52,8 +52,13 @@ var (
 
 // inflater holds the decoding state: input position, bit buffer, output.
 type inflater struct {
+	// The input comes in pieces (a PNG's IDAT chunks), read in place: in is segs[seg], which starts
+	// at offset base of the whole input.
+	segs  [][]byte
+	seg   int
+	base  int
 	in    []byte
-	pos   int    // next input byte to load into the bit buffer
+	pos   int    // next byte of in to load into the bit buffer
 	bits  uint64 // bit buffer, next bit in bit 0
 	nbits uint
 	pad   int // zero bytes loaded past the end of the input (an error if they are consumed)
@@ -67,16 +72,22 @@ type inflater struct {
 	lens     [320]uint8
 }
 
-// inflateZlib decodes a zlib stream into out, which must be exactly the decompressed size.
-func inflateZlib(in, out []byte, progress func(int)) error {
-	if len(in) < 6 {
+// inflateZlib decodes a zlib stream, given as consecutive pieces, into out, which must be exactly
+// the decompressed size. progress, if set, is called now and then with how many bytes of out are
+// final.
+func inflateZlib(in [][]byte, out []byte, progress func(int)) error {
+	if len(in) == 0 {
 		return errInflateTruncated
 	}
-	cmf, flg := in[0], in[1]
+	f := &inflater{segs: in, in: in[0], out: out, progress: progress}
+	var hdr [4]byte
+	if !f.read(hdr[:2]) {
+		return errInflateTruncated
+	}
+	cmf, flg := hdr[0], hdr[1]
 	if cmf&0x0f != 8 || cmf>>4 > 7 || (uint16(cmf)<<8|uint16(flg))%31 != 0 || flg&0x20 != 0 {
 		return errInflateCorrupt // not deflate, window too big, bad check bits, or a preset dictionary
 	}
-	f := &inflater{in: in[:len(in)], pos: 2, out: out, progress: progress}
 	end, err := f.inflate()
 	if err != nil {
 		return err
@@ -84,13 +95,58 @@ func inflateZlib(in, out []byte, progress func(int)) error {
 	if f.o != len(out) {
 		return errInflateSize
 	}
-	if end+4 > len(in) {
+	f.seek(end)
+	if !f.read(hdr[:]) {
 		return errInflateTruncated
 	}
-	if binary.BigEndian.Uint32(in[end:]) != adler32.Checksum(out) {
+	if binary.BigEndian.Uint32(hdr[:]) != adler32.Checksum(out) {
 		return errInflateChecksum
 	}
 	return nil
+}
+
+// seek moves the read position to offset g of the whole input.
+func (f *inflater) seek(g int) {
+	for g < f.base && f.seg > 0 {
+		f.seg--
+		f.in = f.segs[f.seg]
+		f.base -= len(f.in)
+	}
+	for g > f.base+len(f.in) && f.seg+1 < len(f.segs) {
+		f.base += len(f.in)
+		f.seg++
+		f.in = f.segs[f.seg]
+	}
+	f.pos = g - f.base
+}
+
+// next moves to the next piece of input; false at the end.
+func (f *inflater) next() bool {
+	if f.seg+1 >= len(f.segs) {
+		return false
+	}
+	f.base += len(f.in)
+	f.seg++
+	f.in = f.segs[f.seg]
+	f.pos = 0
+	return true
+}
+
+// read copies input bytes from the read position into dst and moves past them; false if the input
+// ends first.
+func (f *inflater) read(dst []byte) bool {
+	for len(dst) > 0 {
+		if f.pos >= len(f.in) {
+			if !f.next() {
+				return false
+			}
+			continue
+		}
+		n := copy(dst, f.in[f.pos:])
+		dst = dst[n:]
+		f.pos += n
+	}
+	return true
 }
 
 // refill tops the bit buffer up to at least 56 bits, adding zero bytes past the end of the input
@@ -103,6 +159,8 @@ func (f *inflater) refill() {
 		return
 	}
 	for f.nbits <= 56 {
+		for f.pos >= len(f.in) && f.next() {
+		}
 		if f.pos < len(f.in) {
 			f.bits |= uint64(f.in[f.pos]) << f.nbits
 			f.pos++
@@ -164,7 +222,7 @@ func (f *inflater) inflate() (int, error) {
 	}
 	// Give back the whole bytes still in the bit buffer: the Adler-32 follows the final block.
 	f.take(f.nbits & 7)
-	return f.pos - (int(f.nbits)>>3 - f.pad), nil
+	return f.base + f.pos - (int(f.nbits)>>3 - f.pad), nil
 }
 
 // stored copies an uncompressed block.
@@ -173,26 +231,24 @@ func (f *inflater) stored() error {
 	if f.overread() {
 		return errInflateTruncated
 	}
-	// Give back the buffered whole bytes, then read LEN and NLEN straight from the input.
-	f.pos -= int(f.nbits)>>3 - f.pad
+	// Give back the buffered whole bytes, then read LEN and NLEN and the data straight from the input.
+	f.seek(f.base + f.pos - (int(f.nbits)>>3 - f.pad))
 	f.bits, f.nbits, f.pad = 0, 0, 0
-	if f.pos+4 > len(f.in) {
+	var hdr [4]byte
+	if !f.read(hdr[:]) {
 		return errInflateTruncated
 	}
-	n := int(binary.LittleEndian.Uint16(f.in[f.pos:]))
-	if uint16(n) != ^binary.LittleEndian.Uint16(f.in[f.pos+2:]) {
+	n := int(binary.LittleEndian.Uint16(hdr[:]))
+	if uint16(n) != ^binary.LittleEndian.Uint16(hdr[2:]) {
 		return errInflateCorrupt
-	}
-	f.pos += 4
-	if f.pos+n > len(f.in) {
-		return errInflateTruncated
 	}
 	if f.o+n > len(f.out) {
 		return errInflateSize
 	}
-	copy(f.out[f.o:], f.in[f.pos:f.pos+n])
+	if !f.read(f.out[f.o : f.o+n]) {
+		return errInflateTruncated
+	}
 	f.o += n
-	f.pos += n
 	return nil
 }
 
@@ -308,7 +364,7 @@ func (f *inflater) codes() error {
 			} else {
 				f.pos, f.bits, f.nbits = pos, bitbuf, nbits
 				f.refill()
-				pos, bitbuf, nbits = f.pos, f.bits, f.nbits
+				in, pos, bitbuf, nbits = f.in, f.pos, f.bits, f.nbits
 				if f.pad > 8 {
 					err = errInflateTruncated
 					break

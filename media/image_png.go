@@ -18,7 +18,7 @@ var errPNGCorrupt = errors.New("media: corrupt PNG")
 type imagePNG struct {
 	w, h, bpp int
 	ctype     byte   // 0 grey, 2 RGB, 6 RGBA
-	z         []byte // the zlib stream: the IDAT chunks' data joined
+	z         [][]byte // the zlib stream: the IDAT chunks' data, in order
 }
 
 // imageDecodePNG decodes src if it is a PNG of the kinds above. ok reports whether it handled src;
@@ -96,13 +96,7 @@ func imageParsePNG(src []byte) (p *imagePNG, ok bool, err error) {
 			if idatLen == 0 {
 				return nil, true, errPNGCorrupt
 			}
-			p.z = idat[0]
-			if len(idat) > 1 {
-				p.z = make([]byte, 0, idatLen)
-				for _, d := range idat {
-					p.z = append(p.z, d...)
-				}
-			}
+			p.z = idat
 			return p, true, nil
 		default:
 			if typ[0]&0x20 == 0 && typ != "PLTE" { // an unknown critical chunk

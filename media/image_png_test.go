@@ -133,16 +133,22 @@ func TestInflateMatchesZlib(t *testing.T) {
 				require.NoError(t, err)
 				require.NoError(t, w.Close())
 				out := make([]byte, len(in))
-				require.NoError(t, inflateZlib(z.Bytes(), out, nil))
+				require.NoError(t, inflateZlib([][]byte{z.Bytes()}, out, nil))
 				require.Equal(t, in, out)
+				// The same stream in pieces, as a PNG's IDAT chunks hold it, down to single bytes.
+				for _, size := range []int{1, 3, 8, 9, 1000} {
+					clear(out)
+					require.NoError(t, inflateZlib(inflateSplit(z.Bytes(), size), out, nil), "pieces of %d", size)
+					require.Equal(t, in, out, "pieces of %d", size)
+				}
 				// The exact size is part of the contract.
-				require.Error(t, inflateZlib(z.Bytes(), make([]byte, len(in)+1), nil))
+				require.Error(t, inflateZlib([][]byte{z.Bytes()}, make([]byte, len(in)+1), nil))
 				if len(in) > 0 {
-					require.Error(t, inflateZlib(z.Bytes(), make([]byte, len(in)-1), nil))
-					require.Error(t, inflateZlib(z.Bytes()[:z.Len()-1], out, nil), "truncated checksum")
+					require.Error(t, inflateZlib([][]byte{z.Bytes()}, make([]byte, len(in)-1), nil))
+					require.Error(t, inflateZlib([][]byte{z.Bytes()[:z.Len()-1]}, out, nil), "truncated checksum")
 					bad := bytes.Clone(z.Bytes())
 					bad[len(bad)-1] ^= 1
-					require.ErrorIs(t, inflateZlib(bad, out, nil), errInflateChecksum)
+					require.ErrorIs(t, inflateZlib([][]byte{bad}, out, nil), errInflateChecksum)
 				}
 			})
 		}
@@ -156,10 +162,11 @@ func FuzzInflate(f *testing.F) {
 			w, _ := zlib.NewWriterLevel(&z, level)
 			_, _ = w.Write(s)
 			_ = w.Close()
-			f.Add(z.Bytes())
+			f.Add(z.Bytes(), uint8(0))
+			f.Add(z.Bytes(), uint8(5))
 		}
 	}
-	f.Fuzz(func(t *testing.T, z []byte) {
+	f.Fuzz(func(t *testing.T, z []byte, piece uint8) {
 		// Differential: compress/zlib is the reference.
 		r, err := zlib.NewReader(bytes.NewReader(z))
 		var want []byte
@@ -167,7 +174,7 @@ func FuzzInflate(f *testing.F) {
 			want, err = io.ReadAll(io.LimitReader(r, 1<<20))
 		}
 		got := make([]byte, len(want))
-		mine := inflateZlib(z, got, nil)
+		mine := inflateZlib(inflateSplit(z, int(piece)), got, nil)
 		if err == nil {
 			require.NoError(t, mine, "compress/zlib decodes this")
 			require.Equal(t, want, got)
@@ -312,4 +319,17 @@ func imageFixCRCs(b []byte) []byte {
 		i += 12 + n
 	}
 	return b
+}
+
+// inflateSplit cuts b into pieces of size bytes (0: one piece), with an empty piece thrown in.
+func inflateSplit(b []byte, size int) [][]byte {
+	if size <= 0 {
+		return [][]byte{b}
+	}
+	var out [][]byte
+	for len(b) > size {
+		out = append(out, b[:size], nil)
+		b = b[size:]
+	}
+	return append(out, b)
 }
