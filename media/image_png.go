@@ -17,7 +17,7 @@ var errPNGCorrupt = errors.New("media: corrupt PNG")
 // imagePNG is a parsed PNG the fast path can decode.
 type imagePNG struct {
 	w, h, bpp int
-	ctype     byte   // 0 grey, 2 RGB, 6 RGBA
+	ctype     byte     // 0 grey, 2 RGB, 6 RGBA
 	z         [][]byte // the zlib stream: the IDAT chunks' data, in order
 }
 
