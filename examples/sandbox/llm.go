@@ -4,8 +4,10 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/wxkf/wxkf/internal/llm"
 	"github.com/wxkf/wxkf/kf"
@@ -56,22 +58,33 @@ func (b *bot) answerLLM(ctx context.Context, user, text string, r kf.Replier) er
 	q := llm.Message{Role: llm.RoleUser, Content: text}
 	msgs = append(msgs, q)
 
+	// The page shows what has streamed in and is not sent yet: sent pieces are cut from the front.
 	var mu sync.Mutex
 	var got []byte
+	sentUpTo := 0
 	var last time.Time
 	show := func(done bool) {
-		tail := got
-		if len(tail) > typingTailBytes {
-			tail = tail[len(tail)-typingTailBytes:]
-			for len(tail) > 0 && tail[0]&0xC0 == 0x80 { // start on a whole character
-				tail = tail[1:]
+		pending := strings.TrimSpace(string(got[sentUpTo:]))
+		if len(pending) > typingTailBytes {
+			pending = pending[len(pending)-typingTailBytes:]
+			for len(pending) > 0 && !utf8.RuneStart(pending[0]) { // start on a whole character
+				pending = pending[1:]
 			}
+			pending = "…" + pending
 		}
-		b.sb.hub.typing(typingEvent{User: user, Text: string(tail), Done: done})
+		b.sb.hub.typing(typingEvent{User: user, Text: pending, Done: done})
 	}
+	tap := &sentTap{Replier: r, sent: func(piece string) {
+		mu.Lock()
+		defer mu.Unlock()
+		if i := strings.Index(string(got[sentUpTo:]), piece); i >= 0 {
+			sentUpTo += i + len(piece)
+		}
+		show(false)
+	}}
 	b.note(user, slog.LevelInfo, "LLM: asking "+l.Name(), "history_messages", len(msgs)-2)
 	start := time.Now()
-	err := llm.ReplyStream(ctx, r, func(onDelta func(string)) (string, error) {
+	err := llm.ReplyStream(ctx, tap, func(onDelta func(string)) (string, error) {
 		return l.c.Stream(ctx, msgs, func(d string) {
 			mu.Lock()
 			got = append(got, d...)
@@ -107,13 +120,27 @@ func (b *bot) answerLLM(ctx context.Context, user, text string, r kf.Replier) er
 	return r.Text(ctx, "Sorry, the language model did not answer ("+shortErr(err)+"). Type help for the demo commands.")
 }
 
+// sentTap tells which texts went out, so the page's "typing" bubble shows only the rest.
+type sentTap struct {
+	kf.Replier
+	sent func(piece string)
+}
+
+func (t *sentTap) Text(ctx context.Context, s string) error {
+	err := t.Replier.Text(ctx, s)
+	if err == nil {
+		t.sent(s)
+	}
+	return err
+}
+
 func shortErr(err error) string {
 	s := err.Error()
 	if len(s) <= 160 {
 		return s
 	}
 	n := 160
-	for n > 0 && s[n]&0xC0 == 0x80 {
+	for n > 0 && !utf8.RuneStart(s[n]) {
 		n--
 	}
 	return s[:n] + "…"

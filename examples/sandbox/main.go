@@ -24,7 +24,7 @@ import (
 func main() {
 	var cfg config
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address of the page and of the callback URL (host:port)")
-	flag.StringVar(&cfg.StateDir, "state", "", "directory for the Channel's cursor files (default: a temporary directory removed at exit)")
+	flag.StringVar(&cfg.StateDir, "state", "", "directory for the Channel's cursor files, to look at while it runs; must be fresh each run (default: a temporary directory removed at exit)")
 	verbose := flag.Bool("v", false, "log every SDK line to stderr, not only warnings")
 	flag.Parse()
 

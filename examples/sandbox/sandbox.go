@@ -9,10 +9,12 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
 
+	"github.com/wxkf/wxkf/cursor"
 	"github.com/wxkf/wxkf/internal/llm"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
@@ -23,9 +25,9 @@ import (
 type config struct {
 	// Addr is where the page and the callback URL listen ("127.0.0.1:0" picks a free port).
 	Addr string
-	// StateDir holds the Channel's cursor and done-journal files; "" means a fresh temporary
-	// directory removed at exit (the embedded WeCom starts empty on every run, so old cursors
-	// would point nowhere).
+	// StateDir holds the Channel's cursor and done-journal files (to look at while it runs); ""
+	// means a fresh temporary directory removed at exit. A directory with cursors of an earlier
+	// run is refused: the embedded WeCom starts empty on every run, so they would point nowhere.
 	StateDir string
 	// Log receives the sandbox's and the SDK's log lines (nil: discard). They also appear in the
 	// page's live log.
@@ -83,11 +85,22 @@ func run(ctx context.Context, cfg config) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.Addr, err)
+		return fmt.Errorf("listen on %s: %w (choose another address with -addr)", cfg.Addr, err)
 	}
 	defer ln.Close()
+	if tcp, ok := ln.Addr().(*net.TCPAddr); ok && !tcp.IP.IsLoopback() {
+		cfg.Log.Warn("sandbox: listening beyond loopback; the page has no authentication, anyone who reaches it can drive it",
+			"addr", ln.Addr().String())
+	}
 
 	dir := cfg.StateDir
+	if dir != "" {
+		// The embedded WeCom starts empty on every run: cursors of an earlier run point past
+		// messages that no longer exist, and the new run would never see its own.
+		if fi, err := os.Stat(filepath.Join(dir, cursor.CursorFileName)); err == nil && fi.Size() > 2 {
+			return fmt.Errorf("%s holds the cursors of an earlier run, but the embedded WeCom starts empty each time: use a fresh -state directory", dir)
+		}
+	}
 	if dir == "" {
 		dir, err = os.MkdirTemp("", "wxkf-sandbox-")
 		if err != nil {
@@ -102,7 +115,7 @@ func run(ctx context.Context, cfg config) error {
 	if cfg.inspect != nil {
 		cfg.inspect(sb)
 	}
-	hs := &http.Server{Handler: sb.routes(), ReadHeaderTimeout: 10 * time.Second}
+	hs := &http.Server{Handler: sb.routes(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
 	served := make(chan error, 1)
 	go func() { served <- hs.Serve(ln) }()
 	sb.cfg.Log.Info("sandbox: serving", "page", sb.base+"/", "callback", sb.cbURL, "state", dir)

@@ -12,6 +12,9 @@ import (
 	"io"
 	"mime/multipart"
 	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"sync"
 	"testing"
@@ -21,6 +24,7 @@ import (
 	"github.com/stretchr/testify/require"
 	"go.uber.org/goleak"
 
+	"github.com/wxkf/wxkf/cursor"
 	"github.com/wxkf/wxkf/internal/llm"
 	"github.com/wxkf/wxkf/internal/llm/llmtest"
 	"github.com/wxkf/wxkf/kf/kftest"
@@ -736,7 +740,12 @@ func TestShutdownLeavesNothingRunning(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, cfg) }()
-	base := <-ready
+	var base string
+	select {
+	case base = <-ready:
+	case err := <-done:
+		t.Fatalf("run ended before serving: %v", err)
+	}
 
 	// An open event stream and a conversation in progress.
 	sctx, scancel := context.WithCancel(context.Background())
@@ -757,7 +766,8 @@ func TestShutdownLeavesNothingRunning(t *testing.T) {
 	case err := <-done:
 		require.NoError(t, err)
 	case <-time.After(45 * time.Second):
-		t.Fatal("run did not stop")
+		buf := make([]byte, 1<<20)
+		t.Fatalf("run did not stop; goroutines:\n%s", buf[:runtime.Stack(buf, true)])
 	}
 	select {
 	case <-streamDone:
@@ -839,4 +849,15 @@ func TestBurstSharesOneQuota(t *testing.T) {
 		assert.NotEqual(t, 95001, l.ErrCode)
 	}
 	assert.Len(t, sb.srv.SentTo(sb.srv.OpenKfID(), "mia"), 5)
+}
+
+// A state directory with cursors of an earlier run is refused with a clear message: the embedded
+// WeCom starts empty, so those cursors would hide every new message.
+func TestStaleStateDirRefused(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, cursor.CursorFileName), []byte(`{"wk1":"AQAAAA"}`), 0o600))
+	err := run(context.Background(), config{Addr: "127.0.0.1:0", StateDir: dir})
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "fresh -state directory")
 }

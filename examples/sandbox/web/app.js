@@ -339,7 +339,7 @@
       const stack = el("div", "stack");
       const cap = el("div", "sender");
       const dots = el("span", "dots"); dots.append(el("i"), el("i"), el("i"));
-      cap.append(dots, el("span", "caption", "LLM streaming — sent in paragraphs as they complete"));
+      cap.append(dots, el("span", "caption", "streaming · not sent yet"));
       stack.append(cap, el("div", "bubble"));
       row.append(av, stack);
       ui.chat.append(row);
@@ -490,7 +490,8 @@
   $("#clear-log").addEventListener("click", () => ui.log.replaceChildren());
 
   function countIn() {
-    $("#in-count").textContent = store.chat.filter((c) => c.dir === "in").length;
+    const n = store.chat.filter((c) => c.dir === "in").length;
+    $("#in-count").textContent = n + (n === 1 ? " message" : " messages");
   }
 
   // ---------- event stream ----------
