@@ -76,7 +76,7 @@ func recordToLog(r kftest.Record) logEvent {
 		if r.ErrCode == 0 && resp != nil {
 			add("next_cursor", short(str(resp["next_cursor"])))
 			add("has_more", num(resp["has_more"]))
-			var list []map[string]any
+			var list []listItem
 			_ = json.Unmarshal(resp["msg_list"], &list)
 			msgs := strconv.Itoa(len(list))
 			if s := msgTypes(list); s != "" {
@@ -195,17 +195,21 @@ func intOf(b json.RawMessage) int {
 	return n
 }
 
-// msgTypes summarises a sync_msg page: "text×2, event×1".
-func msgTypes(list []map[string]any) string {
+// listItem is what the log needs of a sync_msg item.
+type listItem struct {
+	MsgType string `json:"msgtype"`
+	Event   *struct {
+		EventType string `json:"event_type"`
+	} `json:"event"`
+}
+
+// msgTypes summarises a sync_msg page: "text×2, event×1" (events by event_type).
+func msgTypes(list []listItem) string {
 	counts := map[string]int{}
 	for _, m := range list {
-		t, _ := m["msgtype"].(string)
-		if t == "event" {
-			if ev, ok := m["event"].(map[string]any); ok {
-				if et, _ := ev["event_type"].(string); et != "" {
-					t = et
-				}
-			}
+		t := m.MsgType
+		if t == "event" && m.Event != nil && m.Event.EventType != "" {
+			t = m.Event.EventType
 		}
 		counts[t]++
 	}

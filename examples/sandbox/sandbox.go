@@ -157,6 +157,9 @@ func baseURL(a net.Addr) string {
 // newSandbox wires a kftest fake WeCom (pushing callbacks to base/wxkf/), a kf.Channel mounted
 // there, the demo bot, and the page's live feed.
 func newSandbox(cfg config, base, stateDir string) (*sandbox, error) {
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.DiscardHandler)
+	}
 	sb := &sandbox{cfg: cfg, base: base, cbURL: base + "/wxkf/", users: map[string]bool{}}
 	sb.bgCtx, sb.bgCancel = context.WithCancel(context.Background())
 	if ff := (&media.FFmpeg{}); ff.Available() {
