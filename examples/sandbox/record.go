@@ -74,7 +74,7 @@ func recordToLog(r kftest.Record) logEvent {
 			}
 		}
 		if r.ErrCode == 0 && resp != nil {
-			add("next_cursor", short(str(resp["next_cursor"])))
+			add("next", short(str(resp["next_cursor"])))
 			add("has_more", num(resp["has_more"]))
 			var list []listItem
 			_ = json.Unmarshal(resp["msg_list"], &list)
@@ -227,10 +227,10 @@ func msgTypes(list []listItem) string {
 
 // short abbreviates a long opaque id (cursor, media_id, code) to its ends.
 func short(s string) string {
-	if len(s) <= 14 {
+	if len(s) <= 12 {
 		return s
 	}
-	return s[:6] + "…" + s[len(s)-5:]
+	return s[:4] + "…" + s[len(s)-4:]
 }
 
 func humanBytes(n int) string {

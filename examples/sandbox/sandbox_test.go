@@ -316,7 +316,7 @@ func TestTextEchoThroughEventStream(t *testing.T) {
 	assert.Equal(t, "(none)", tagValue(sync, "cursor"), "the first pull has no cursor")
 	assert.Equal(t, "callback", tagValue(sync, "token"), "the pull uses the callback's token")
 	assert.Equal(t, "0", tagValue(sync, "has_more"))
-	assert.NotEmpty(t, tagValue(sync, "next_cursor"))
+	assert.NotEmpty(t, tagValue(sync, "next"))
 	send := s.waitLog(func(l logEvent) bool { return l.Kind == "send" && tagValue(l, "msgid") == out[0].MsgID }, "the send_msg line")
 	assert.Equal(t, "alice", tagValue(send, "to"))
 	assert.Equal(t, "text", tagValue(send, "msgtype"))

@@ -435,7 +435,7 @@
     if (l.errcode) top.append(el("span", "code", "errcode " + l.errcode));
     const tags = el("span", "tags");
     for (const tg of l.tags || []) {
-      const s = el("span", "t" + (["has_more", "msgid", "cursor", "next_cursor", "parts", "to"].includes(tg.k) ? " hot" : "") +
+      const s = el("span", "t" + (["has_more", "msgid", "cursor", "next", "parts", "to"].includes(tg.k) ? " hot" : "") +
         (tg.v.length > 40 ? " wrap" : ""));
       s.append(tg.k + " ", el("b", null, tg.v));
       tags.append(s);
