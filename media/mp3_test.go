@@ -169,7 +169,7 @@ func TestDecodeMP3ChunksExact(t *testing.T) {
 			}
 			require.Greater(t, back, len(off)/3, "the fixture must use the bit reservoir")
 		}
-		for _, toRate := range []int{0, 8000, 16000} {
+		for _, toRate := range []int{0, 8000} {
 			var r *Resampler
 			if toRate != 0 {
 				r, err = NewResampler(hdr.rate, toRate)
@@ -187,19 +187,29 @@ func TestDecodeMP3ChunksExact(t *testing.T) {
 			if r != nil {
 				want = r.Flush(want)
 			}
-			for _, workers := range []int{2, 3, 5} {
-				for _, minChunk := range []int{4, 7, 20} {
-					t.Run(fmt.Sprintf("%s/%d/%d/%d", name, toRate, workers, minChunk), func(t *testing.T) {
-						got, ok, err := decodeMP3Chunks(t.Context(), mp3, first, hdr, 1<<40, r, workers, minChunk)
-						require.NoError(t, err)
-						require.True(t, ok)
-						require.Equal(t, len(want), len(got))
-						require.Equal(t, want, got)
-					})
-				}
+			// Chunk layouts: two workers and tiny chunks (many seams), an odd split, few chunks.
+			for _, layout := range [][2]int{{2, 4}, {3, 7}, {5, 20}} {
+				t.Run(fmt.Sprintf("%s/%d/%d/%d", name, toRate, layout[0], layout[1]), func(t *testing.T) {
+					got, ok, err := decodeMP3Chunks(t.Context(), mp3, first, hdr, 1<<40, r, layout[0], layout[1])
+					require.NoError(t, err)
+					require.True(t, ok)
+					requireSamePCM(t, want, got)
+				})
 			}
 		}
 	}
+}
+
+// requireSamePCM compares PCM sample by sample, reporting the first difference (testify's diff of
+// long slices takes minutes).
+func requireSamePCM(t *testing.T, want, got []int16) {
+	t.Helper()
+	for i := range min(len(want), len(got)) {
+		if want[i] != got[i] {
+			t.Fatalf("sample %d: got %d, want %d", i, got[i], want[i])
+		}
+	}
+	require.Equal(t, len(want), len(got), "length")
 }
 
 func TestDecodeMP3ChunksDeclines(t *testing.T) {

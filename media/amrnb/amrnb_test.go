@@ -61,7 +61,8 @@ func TestRoundTrip(t *testing.T) {
 				require.Len(t, pcm, frames*160, "duration matches to the frame")
 				assert.InDelta(t, float64(len(sig))/8000, f.Duration().Seconds(), 0.02)
 
-				c, lag := bestCorrelation(sig, pcm, codecDelay)
+				// One second from the middle is plenty, and keeps -race runs short.
+				c, lag := bestCorrelation(sig[8000:16000], pcm[8000:16000+codecDelay], codecDelay)
 				want := 0.9 // tones
 				if name == "speech-like" {
 					want = 0.8

@@ -13,12 +13,12 @@ import (
 // ready for cgi-bin/media/upload?type=voice.
 func ExampleEncoder() {
 	ctx := context.Background()
-	// 90 s of a 44.1 kHz tone stands in for the TTS output.
-	pcm := make([]int16, 90*44100)
+	// 75 s of a 16 kHz tone stands in for the TTS output.
+	pcm := make([]int16, 75*16000)
 	for i := range pcm {
-		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/44100))
+		pcm[i] = int16(8000 * math.Sin(2*math.Pi*440*float64(i)/16000))
 	}
-	wav := media.EncodeWAV(pcm, 44100)
+	wav := media.EncodeWAV(pcm, 16000)
 
 	enc, err := amrnb.NewEncoder()
 	if err != nil {
@@ -34,7 +34,7 @@ func ExampleEncoder() {
 	}
 	// Output:
 	// 1m0s <nil>
-	// 30s <nil>
+	// 15s <nil>
 }
 
 // A voice message from sync_msg (AMR-NB) becomes a WAV for a speech-recognition service.
