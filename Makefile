@@ -4,8 +4,8 @@ GO ?= go
 
 # Debian packages the tests use: redis-server (cursor/redis, multi-replica tests), libopencore-amrnb
 # (media/amrnb, cgo via pkg-config), chromium (the sandbox browser test), ffmpeg (media's optional
-# decoder path).
-APT_PACKAGES := redis-server libopencore-amrnb-dev pkg-config chromium ffmpeg
+# decoder path), CJK and emoji fonts (so the sandbox screenshots render Chinese text).
+APT_PACKAGES := redis-server libopencore-amrnb-dev pkg-config chromium ffmpeg fonts-wqy-microhei fonts-noto-color-emoji
 
 .PHONY: test deps vet race fuzz bench sandbox
 
