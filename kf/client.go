@@ -212,7 +212,7 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 		cfg.store = NewMemoryTokenStore()
 	}
 	if cfg.httpClient == nil {
-		cfg.httpClient = &http.Client{}
+		cfg.httpClient = &http.Client{Transport: defaultTransport()}
 	}
 	c := &Client{
 		corpID:           corpID,
@@ -244,4 +244,15 @@ func checkCredential(name, v string) error {
 		return invalidf("%s contains white space or control characters", name)
 	}
 	return nil
+}
+
+// defaultTransport is the transport of a Client without WithHTTPClient. All calls go to one host
+// (qyapi.weixin.qq.com), from as many goroutines as the bot has handlers: net/http's default of 2
+// idle connections per host would close and re-dial (a TLS handshake each) most of them.
+func defaultTransport() *http.Transport {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.MaxIdleConns = 256
+	t.MaxIdleConnsPerHost = 128
+	t.IdleConnTimeout = 90 * time.Second
+	return t
 }
