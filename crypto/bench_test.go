@@ -76,3 +76,23 @@ func BenchmarkEncryptMessage(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParseEvent reads the decrypted kf_msg_or_event of every callback.
+func BenchmarkParseEvent(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := ParseEvent(benchInner); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkParseEventXML is the same through encoding/xml, for comparison.
+func BenchmarkParseEventXML(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := parseEventXML(benchInner); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

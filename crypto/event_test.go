@@ -46,3 +46,28 @@ func TestParseEvent(t *testing.T) {
 		assert.ErrorIs(t, err, ErrMalformed, bad[:min(len(bad), 40)])
 	}
 }
+
+func TestParseEventFastPathScope(t *testing.T) {
+	t.Parallel()
+	kf := []byte("<xml><ToUserName><![CDATA[ww1]]></ToUserName><CreateTime>1700000000</CreateTime>" +
+		"<MsgType><![CDATA[event]]></MsgType><Event><![CDATA[kf_msg_or_event]]></Event>" +
+		"<Token><![CDATA[tok]]></Token><OpenKfId><![CDATA[wk1]]></OpenKfId></xml>")
+	fast, ok := parseFlatEvent(kf)
+	require.True(t, ok, "the common callback takes the fast path")
+	slow, err := parseEventXML(kf)
+	require.NoError(t, err)
+	assert.Equal(t, slow, fast)
+	for _, doc := range []string{
+		"<xml><Event>kf_account_auth_change</Event></xml>",                                               // other events: encoding/xml
+		"<xml><Event>kf_msg_or_event</Event><OpenKfId>a&amp;b</OpenKfId></xml>",                          // entities
+		"<xml><Event>kf_msg_or_event</Event><!-- <OpenKfId>x</OpenKfId> --><OpenKfId>y</OpenKfId></xml>", // comments
+		"<xml><Event>kf_msg_or_event</Event><OpenKfId>a</OpenKfId><OpenKfId>b</OpenKfId></xml>",          // twice
+		"<xml><Event>kf_msg_or_event</Event><CreateTime>soon</CreateTime><OpenKfId>a</OpenKfId></xml>",
+	} {
+		_, ok := parseFlatEvent([]byte(doc))
+		assert.False(t, ok, doc)
+	}
+	e, err := ParseEvent([]byte("<xml><Event>kf_msg_or_event</Event><!-- <OpenKfId>x</OpenKfId> --><OpenKfId>y</OpenKfId></xml>"))
+	require.NoError(t, err)
+	assert.Equal(t, "y", e.OpenKfID, "comments are ignored, as XML says")
+}

@@ -78,10 +78,21 @@ func FuzzRoundTrip(f *testing.F) {
 func FuzzParseEvent(f *testing.F) {
 	f.Add([]byte("<xml><Event>kf_msg_or_event</Event><OpenKfId>wk1</OpenKfId><Token>t</Token></xml>"))
 	f.Add([]byte("<xml><AuthAddOpenKfId><OpenKfId>a</OpenKfId></AuthAddOpenKfId></xml>"))
+	f.Add([]byte("<xml><ToUserName><![CDATA[ww1]]></ToUserName><CreateTime>1700000000</CreateTime><MsgType><![CDATA[event]]></MsgType>" +
+		"<Event><![CDATA[kf_msg_or_event]]></Event><Token><![CDATA[tok]]></Token><OpenKfId><![CDATA[wk1]]></OpenKfId></xml>"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		e, err := ParseEvent(b)
 		if err == nil && e.Event == EventKfMsgOrEvent && e.OpenKfID == "" {
 			t.Fatal("kf_msg_or_event without OpenKfId accepted")
+		}
+		// The fast path agrees with encoding/xml wherever both read the document.
+		fast, ok := parseFlatEvent(b)
+		slow, serr := parseEventXML(b)
+		if ok && serr == nil {
+			if fast.ToUserName != slow.ToUserName || fast.CreateTime != slow.CreateTime || fast.MsgType != slow.MsgType ||
+				fast.Event != slow.Event || fast.Token != slow.Token || fast.OpenKfID != slow.OpenKfID {
+				t.Fatalf("fast path %+v, encoding/xml %+v", fast, slow)
+			}
 		}
 	})
 }
