@@ -282,9 +282,12 @@ func WithFetchClient(hc *http.Client) ChannelOption {
 	}
 }
 
-// WithStateCheck sets whether a Replier asks service_state/get before its first send and refuses
-// to send while a human servicer has the session (default true). Off, the bot relies on WeCom's
-// 95018 answer, which the Replier still turns into ErrHumanServicer.
+// WithStateCheck sets whether every Replier asks service_state/get before its first send when the
+// session state is not known (default false). Without it, the state comes from what the Channel
+// learns for free — session_status_change events, Handoff, WeCom's 95018 answers — and a send into
+// a human servicer's session is refused by WeCom and reported as ErrHumanServicer all the same;
+// the check costs one more API round trip on the way to most first replies. Replier.Ready always
+// asks when the state is not known.
 func WithStateCheck(on bool) ChannelOption {
 	return func(c *channelConfig) error { c.checkState = on; return nil }
 }
@@ -320,7 +323,7 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 		retries:     2,
 		maxInflight: 2000,
 		fetchTO:     30 * time.Second,
-		checkState:  true,
+		checkState:  false,
 		backoffMin:  200 * time.Millisecond,
 		backoffMax:  30 * time.Second,
 		marker:      "…",

@@ -1,12 +1,18 @@
 package kf
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,13 +27,22 @@ import (
 // inside the fake WeCom on that message's path (the sync_msg call that returned it and any it had
 // to wait for, the session-state lookup and the customer's earlier sends it queued behind, and its
 // own send_msg).
+//
+// "own-process" runs the Channel in a child process, as it is deployed, so the fake WeCom and the
+// load generator (encrypting a callback per message) do not share its heap and garbage
+// collector; "in-process" runs all three in one process.
 func BenchmarkChannelLatency(b *testing.B) {
+	b.Run("own-process", func(b *testing.B) { benchLatency(b, startChildBot) })
+	b.Run("in-process", func(b *testing.B) { benchLatency(b, startInProcessBot) })
+}
+
+func benchLatency(b *testing.B, start botStarter) {
 	const customers, perCustomer = 200, 5
 	const total = customers * perCustomer
 	var all []time.Duration
 	var rates []float64
 	for b.Loop() {
-		added, rate := runLatencyScenario(b, customers, perCustomer)
+		added, rate := runLatencyScenario(b, start, customers, perCustomer)
 		all = append(all, added...)
 		rates = append(rates, rate)
 	}
@@ -46,6 +61,115 @@ func BenchmarkChannelLatency(b *testing.B) {
 	b.ReportMetric(total, "msgs/op")
 }
 
+// botStarter starts the echo bot against srv and returns its callback URL and a stop function.
+type botStarter func(b *testing.B, srv *kftest.Server) (url string, stop func())
+
+// benchBotConfig is what the child process needs to run the bot.
+type benchBotConfig struct {
+	Cfg     Config
+	BaseURL string
+	Dir     string
+}
+
+func newBenchBot(c benchBotConfig) (*Channel, error) {
+	ch, err := NewChannel(c.Cfg, WithStateDir(c.Dir), WithClientOptions(WithBaseURL(c.BaseURL)), WithWorkers(64))
+	if err != nil {
+		return nil, err
+	}
+	ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, m.Text.Content) })
+	// Warm up the token before measuring.
+	if _, err := ch.Client().AccessToken(context.Background()); err != nil {
+		return nil, err
+	}
+	return ch, nil
+}
+
+func benchConfig(b *testing.B, srv *kftest.Server) benchBotConfig {
+	return benchBotConfig{
+		Cfg:     Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		BaseURL: srv.URL(), Dir: b.TempDir(),
+	}
+}
+
+func startInProcessBot(b *testing.B, srv *kftest.Server) (string, func()) {
+	ch, err := newBenchBot(benchConfig(b, srv))
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/wxkf/", ch)
+	hs := httptest.NewServer(mux)
+	return hs.URL + "/wxkf/", func() {
+		_ = ch.Shutdown(context.Background())
+		hs.Close()
+	}
+}
+
+// childEnv carries the child's configuration; TestMain runs the child when it is set.
+const childEnv = "WXKF_BENCH_CHILD"
+
+func startChildBot(b *testing.B, srv *kftest.Server) (string, func()) {
+	cfg, _ := json.Marshal(benchConfig(b, srv))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "LISTEN ") {
+		_ = cmd.Process.Kill()
+		b.Fatalf("bench child: %q %v", line, err)
+	}
+	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "LISTEN ")) + "/wxkf/", func() {
+		_ = stdin.Close() // the child shuts down when its stdin closes
+		_ = cmd.Wait()
+	}
+}
+
+// runBenchChild is the child process of startChildBot: the echo bot until stdin closes.
+func runBenchChild(cfgJSON string) int {
+	var c benchBotConfig
+	if err := json.Unmarshal([]byte(cfgJSON), &c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench child:", err)
+		return 2
+	}
+	ch, err := newBenchBot(c)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench child:", err)
+		return 2
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench child:", err)
+		return 2
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/wxkf/", ch)
+	hs := &http.Server{Handler: mux}
+	go func() { _ = hs.Serve(ln) }()
+	fmt.Printf("LISTEN %s\n", ln.Addr())
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	_ = ch.Shutdown(context.Background())
+	_ = hs.Close()
+	return 0
+}
+
+func TestMain(m *testing.M) {
+	if cfg := os.Getenv(childEnv); cfg != "" {
+		os.Exit(runBenchChild(cfg))
+	}
+	os.Exit(m.Run())
+}
+
 type call struct {
 	path       string
 	start, end time.Time
@@ -54,7 +178,7 @@ type call struct {
 	msgIDs     map[string]bool // sync_msg: msgids returned
 }
 
-func runLatencyScenario(b *testing.B, customers, perCustomer int) (added []time.Duration, rate float64) {
+func runLatencyScenario(b *testing.B, start botStarter, customers, perCustomer int) (added []time.Duration, rate float64) {
 	srv := kftest.NewServer()
 	defer srv.Close()
 	// The observer only keeps the records: decoding them happens after the run, so the measuring
@@ -70,22 +194,13 @@ func runLatencyScenario(b *testing.B, customers, perCustomer int) (added []time.
 		mu.Unlock()
 	})
 	defer cancelObs()
-
-	ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
-		WithStateDir(b.TempDir()), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(64))
-	if err != nil {
-		b.Fatal(err)
-	}
-	ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, m.Text.Content) })
-	mux := http.NewServeMux()
-	mux.Handle("/wxkf/", ch)
-	hs := httptest.NewServer(mux)
-	defer hs.Close()
-	url := hs.URL + "/wxkf/"
-	// Warm up the token and the connection pools before measuring.
-	if _, err := ch.Client().AccessToken(context.Background()); err != nil {
-		b.Fatal(err)
-	}
+	url, stop := start(b, srv)
+	stopped := false
+	defer func() {
+		if !stopped {
+			stop()
+		}
+	}()
 	srv.SetFaults(kftest.Faults{Latency: 5 * time.Millisecond, LatencyJitter: 15 * time.Millisecond})
 
 	total := customers * perCustomer
@@ -95,7 +210,7 @@ func runLatencyScenario(b *testing.B, customers, perCustomer int) (added []time.
 	}
 	msgs := make([]sentMsg, 0, total)
 	var wg sync.WaitGroup
-	start := time.Now()
+	begin := time.Now()
 	for i := 0; i < perCustomer; i++ {
 		for c := 0; c < customers; c++ {
 			user := fmt.Sprintf("cust%03d", c)
@@ -113,14 +228,12 @@ func runLatencyScenario(b *testing.B, customers, perCustomer int) (added []time.
 	wg.Wait()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	for ctx.Err() == nil && len(srv.Sent()) < total {
-		time.Sleep(2 * time.Millisecond)
+	if _, err := srv.WaitSent(ctx, total); err != nil {
+		b.Fatalf("%d of %d replies: %v", len(srv.Sent()), total, err)
 	}
-	elapsed := time.Since(start)
-	if n := len(srv.Sent()); n != total {
-		b.Fatalf("%d of %d replies; stats %+v", n, total, ch.Stats())
-	}
-	_ = ch.Shutdown(context.Background())
+	elapsed := time.Since(begin)
+	stop()
+	stopped = true
 	rate = float64(total) / elapsed.Seconds()
 
 	mu.Lock()
@@ -149,9 +262,10 @@ func runLatencyScenario(b *testing.B, customers, perCustomer int) (added []time.
 		}
 		// WeCom time on the path: a sync_msg in progress when the callback came (the loop waits for
 		// it), the sync_msg that returned the message, then this customer's calls until its send.
-		inside := pull.end.Sub(pull.start)
+		// A pull already running when the callback came may return the message: only its rest counts.
+		inside := pull.end.Sub(later(pull.start, m.callback))
 		for _, c := range calls {
-			if c.path == "/cgi-bin/kf/sync_msg" && c.start.Before(m.callback) && c.end.After(m.callback) && c.end.Before(pull.start) {
+			if c.path == "/cgi-bin/kf/sync_msg" && c.start.Before(m.callback) && c.end.After(m.callback) && !c.end.After(pull.start) {
 				inside += c.end.Sub(m.callback)
 			}
 			if c.user == m.user && c.path != "/cgi-bin/kf/sync_msg" && !c.start.Before(pull.end) && !c.end.After(send.start) {
@@ -187,4 +301,11 @@ func decodeCall(r kftest.Record) call {
 		}
 	}
 	return c
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

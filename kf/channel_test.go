@@ -337,10 +337,11 @@ func TestServicerAndSystemMessagesNotAnswered(t *testing.T) {
 	assert.Equal(t, []string{"servicer:text", "system:event"}, events)
 }
 
-// While a human servicer has the session (state 3) the bot sends nothing and says why.
+// While a human servicer has the session (state 3) the bot sends nothing and says why; with the
+// state check on, it does not even try.
 func TestHumanServicerStateBlocksReplies(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, WithHandlerRetries(0))
+	e := newEnv(t, WithHandlerRetries(0), WithStateCheck(true))
 	errs := make(chan error, 1)
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
 		err := r.Text(ctx, "bot reply")
@@ -361,10 +362,11 @@ func TestHumanServicerStateBlocksReplies(t *testing.T) {
 	assert.Empty(t, e.srv.Rejected(), "nothing was even attempted")
 }
 
-// With the state check off, WeCom's 95018 is turned into the same typed error.
+// By default (no state check) WeCom's 95018 is turned into the same typed error, and the state is
+// remembered: the next reply is not attempted.
 func TestStateRefusalFromWeComIsTyped(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, WithStateCheck(false), WithHandlerRetries(0))
+	e := newEnv(t, WithHandlerRetries(0))
 	errs := make(chan error, 1)
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
 		err := r.Text(ctx, "bot reply")
@@ -380,6 +382,12 @@ func TestStateRefusalFromWeComIsTyped(t *testing.T) {
 	var api *APIError
 	require.ErrorAs(t, err, &api)
 	assert.Equal(t, 95018, api.Code)
+	e.srv.AddText("erin", "still there?")
+	e.notify()
+	err = <-errs
+	assert.ErrorIs(t, err, ErrHumanServicer)
+	assert.False(t, errors.As(err, &api), "known from the earlier answer: no second attempt")
+	assert.Len(t, e.srv.Rejected(), 1)
 }
 
 // A 15 000-byte reply goes out in at most 5 sends, never meets 95001, and says what it dropped.

@@ -52,8 +52,9 @@ type Replier interface {
 	// QuotaLeft is how many more messages this customer may get before writing again (0..5).
 	QuotaLeft() int
 	// Ready reports, without sending, whether a reply could go out now: nil, or the *ReplyError a
-	// send would return (human servicer, queued, ended, 48 h passed, quota used). A bot can check it
-	// before expensive work, such as asking a language model.
+	// send would return (human servicer, queued, ended, 48 h passed, quota used). It asks
+	// service_state/get when the session state is not known. A bot can check it before expensive
+	// work, such as asking a language model.
 	Ready(ctx context.Context) error
 	// Handoff transfers the session (转人工): to servicerUserID (state 3), or to the queue (state 2)
 	// when it is empty. The bot stays quiet until the session comes back.
@@ -167,7 +168,14 @@ func (r *replier) ready(ctx context.Context) error {
 	if r.user == "" {
 		return fmt.Errorf("%w: this message has no customer to reply to", ErrInvalidArgument)
 	}
-	if err := r.checkState(ctx); err != nil {
+	return r.readyState(ctx, r.ch.cfg.checkState)
+}
+
+// readyState checks the session state and the 48 h window. The state comes from the cache
+// (session_status_change events, Handoff, earlier 95018 answers); with query it is asked from
+// service_state/get when the cache has none.
+func (r *replier) readyState(ctx context.Context, query bool) error {
+	if err := r.checkState(ctx, query); err != nil {
 		return err
 	}
 	if r.ch.quota.expired(r.key) {
@@ -176,12 +184,9 @@ func (r *replier) ready(ctx context.Context) error {
 	return nil
 }
 
-func (r *replier) checkState(ctx context.Context) error {
-	if !r.ch.cfg.checkState {
-		return nil
-	}
+func (r *replier) checkState(ctx context.Context, query bool) error {
 	st, ok := r.ch.states.get(r.key, r.ch.now())
-	if !ok && !r.checked {
+	if !ok && query && !r.checked {
 		s, err := r.ch.client.GetServiceState(ctx, r.openKfID, r.user)
 		if err != nil {
 			// Unknown state: let WeCom decide (95018 is still turned into ErrHumanServicer).
@@ -234,7 +239,7 @@ func (r *replier) send(ctx context.Context, c Content) error {
 	r.ch.noteErr("send_msg", err)
 	switch ErrorCode(err) {
 	case 95018:
-		r.ch.states.forget(r.key)
+		r.ch.states.put(r.key, ServiceStateServicer, r.ch.now()) // queued or with a human: quiet until an event says otherwise
 		return &ReplyError{Reason: ErrHumanServicer, Dropped: 1, Err: err}
 	case 95013:
 		r.ch.states.put(r.key, ServiceStateEnded, r.ch.now())
@@ -264,7 +269,10 @@ func (r *replier) sendAll(ctx context.Context, contents []Content) error {
 }
 
 func (r *replier) Ready(ctx context.Context) error {
-	if err := r.ready(ctx); err != nil {
+	if r.user == "" {
+		return fmt.Errorf("%w: this message has no customer to reply to", ErrInvalidArgument)
+	}
+	if err := r.readyState(ctx, true); err != nil {
 		return err
 	}
 	return r.haveQuota(1)
