@@ -12,17 +12,15 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
-	"time"
 
 	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"
 )
 
@@ -35,9 +33,6 @@ func main() {
 		os.Exit(1)
 	}
 }
-
-// drainTime bounds the SIGTERM drain (the contract allows 30 s in all).
-const drainTime = 25 * time.Second
 
 func run(ctx context.Context, dir string, log *slog.Logger) error {
 	cfg, err := config.Load(dir)
@@ -58,31 +53,5 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/wxkf/", ch)
 	mux.Handle("/wxkf", ch)
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", cfg.Addr())
-	if err != nil {
-		_ = ch.Shutdown(context.Background())
-		return err
-	}
-	log.Info("echo bot listening", "addr", ln.Addr().String(), "callback", "/wxkf/")
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-
-	select {
-	case err := <-serveErr:
-		_ = ch.Shutdown(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	log.Info("stopping: finishing pulled messages")
-	dctx, cancel := context.WithTimeout(context.Background(), drainTime)
-	defer cancel()
-	err = ch.Shutdown(dctx) // callbacks get 503 meanwhile; WeCom retries them later
-	if serr := srv.Shutdown(dctx); serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
-		err = serr
-	}
-	if err == nil {
-		log.Info("stopped cleanly")
-	}
-	return err
+	return serve.Run(ctx, cfg.Addr(), mux, ch, log)
 }

@@ -17,7 +17,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -27,6 +26,7 @@ import (
 
 	"github.com/wxkf/wxkf/internal/config"
 	"github.com/wxkf/wxkf/internal/llm"
+	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/media"
 )
@@ -93,7 +93,7 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("answering with", "model", ai.Model())
-	return serve(ctx, cfg.Addr(), h, ch, log)
+	return serve.Run(ctx, cfg.Addr(), h, ch, log)
 }
 
 // newApp creates the Channel, installs the bot on it and mounts it at /wxkf/.
@@ -239,31 +239,4 @@ func (c *capped) Write(p []byte) (int, error) {
 	}
 	c.b = append(c.b, p...)
 	return len(p), nil
-}
-
-// serve runs the HTTP server until ctx ends (SIGTERM), then stops taking requests, lets the
-// Channel finish every message already pulled and saves the cursors.
-func serve(ctx context.Context, addr string, h http.Handler, ch *kf.Channel, log *slog.Logger) error {
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
-	ln, err := net.Listen("tcp", addr)
-	if err != nil {
-		_ = ch.Shutdown(context.Background())
-		return err
-	}
-	log.Info("listening", "addr", ln.Addr().String(), "callback", "/wxkf/")
-	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	select {
-	case err := <-serveErr:
-		_ = ch.Shutdown(context.Background())
-		return err
-	case <-ctx.Done():
-	}
-	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
-	defer cancel()
-	err = srv.Shutdown(sctx)
-	if cerr := ch.Shutdown(sctx); err == nil {
-		err = cerr
-	}
-	return err
 }
