@@ -432,7 +432,11 @@ func TestLongReplyFitsQuota(t *testing.T) {
 // The quota is per customer and a new customer message resets it.
 func TestQuotaResetsOnNextMessage(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	clock := kftest.NewManualClock(time.Now())
+	srv := kftest.NewServer(kftest.WithClock(clock.Now))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, dir: t.TempDir()}
+	e.start(WithChannelClock(clock.Now))
 	left := make(chan int, 4)
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
 		for i := 0; i < 3; i++ {
@@ -447,11 +451,53 @@ func TestQuotaResetsOnNextMessage(t *testing.T) {
 	e.notify()
 	e.waitSent("gina", 3)
 	assert.Equal(t, 2, <-left)
+	e.srv.AddText("henk", "other customer")
+	e.notify()
+	e.waitSent("henk", 3)
+	assert.Equal(t, 2, <-left, "per customer")
+	clock.Advance(time.Minute)
 	e.srv.AddText("gina", "two")
 	e.notify()
 	e.waitSent("gina", 6)
 	assert.Equal(t, 2, <-left, "the new message restarted the count")
 	assert.Empty(t, e.srv.Rejected())
+}
+
+// WeCom counts from when a message reaches it; the Channel learns of it when it pulls it. A send
+// made in between counts against the new message's quota, so the book keeps it.
+func TestQuotaBookKeepsSendsAfterTheMessage(t *testing.T) {
+	t.Parallel()
+	now := time.Unix(1_700_000_000, 0)
+	q := newQuotaBook(func() time.Time { return now })
+	key := customerKey("wk", "u")
+	m1 := &Message{MsgID: "m1", OpenKfID: "wk", ExternalUserID: "u", SendTime: now}
+	q.observe(m1)
+	now = now.Add(time.Minute)
+	require.True(t, q.take(key, "r1"))
+	require.True(t, q.take(key, "r2"))
+	assert.True(t, q.take(key, "r2"), "the same client msgid counts once")
+	assert.Equal(t, 3, q.left(key))
+	// m2 was sent before r2 reached WeCom, but pulled after: r1 and r2 count against m2.
+	m2 := &Message{MsgID: "m2", OpenKfID: "wk", ExternalUserID: "u", SendTime: now.Add(-time.Second)}
+	q.observe(m2)
+	assert.Equal(t, 3, q.left(key))
+	// m3 is a minute later: the count restarts.
+	now = now.Add(time.Minute)
+	q.observe(&Message{MsgID: "m3", OpenKfID: "wk", ExternalUserID: "u", SendTime: now})
+	assert.Equal(t, 5, q.left(key))
+	// An older message pulled late does not reset anything.
+	require.True(t, q.take(key, "r3"))
+	q.observe(m1)
+	assert.Equal(t, 4, q.left(key))
+	for _, id := range []string{"r4", "r5", "r6", "r7"} {
+		require.True(t, q.take(key, id))
+	}
+	assert.False(t, q.take(key, "r8"), "the sixth send after a message is refused locally")
+	q.release(key, "r7")
+	assert.Equal(t, 1, q.left(key))
+	// 48 h later the window is closed.
+	now = now.Add(49 * time.Hour)
+	assert.True(t, q.expired(key))
 }
 
 // Skip-history: on the first sync, messages sent before the channel started are not answered;

@@ -114,9 +114,11 @@ func transient(err error) bool {
 }
 
 // quotaBook counts, per customer, the sends since the customer's latest message (§6: at most 5,
-// within 48 h; a new customer message resets the count). It learns the latest message when
-// messages are pulled, which can only be later than WeCom learns it: the count it keeps is never
-// below WeCom's, so a reply fitted to it never meets 95001.
+// within 48 h; a new customer message resets the count). WeCom counts from when the message
+// reached it; the Channel learns of it only when it pulls it, and may have sent in between. So a
+// reset keeps the sends made after the message's send_time (less a margin for clock skew and
+// send_time's one-second resolution): they count against the new message's quota at WeCom too.
+// The count kept is never below WeCom's, and a reply fitted to it never meets 95001.
 type quotaBook struct {
 	mu  sync.Mutex
 	now func() time.Time
@@ -127,31 +129,46 @@ type quotaBook struct {
 type window struct {
 	anchor     string    // msgid of the customer's latest message
 	anchorTime time.Time // its send_time
-	sent       map[string]struct{}
+	sent       map[string]time.Time
 }
 
 // Quota rules (§6).
 const (
 	quotaPerMessage = 5
 	quotaWindow     = 48 * time.Hour
+	// quotaSkew is how far the host's clock may trail WeCom's before a send made after a customer
+	// message could be taken for one made before it.
+	quotaSkew = 5 * time.Second
 )
 
 func newQuotaBook(now func() time.Time) *quotaBook {
 	return &quotaBook{now: now, m: make(map[string]*window)}
 }
 
-// observe notes a customer message: if it is newer than the window's anchor, the count restarts.
+func (q *quotaBook) window(key string) *window {
+	w := q.m[key]
+	if w == nil {
+		w = &window{sent: make(map[string]time.Time, quotaPerMessage)}
+		q.m[key] = w
+	}
+	return w
+}
+
+// observe notes a customer message: if it is newer than the window's anchor, the count restarts
+// from the sends made after it.
 func (q *quotaBook) observe(m *Message) {
 	key := customerKey(m.OpenKfID, m.ExternalUserID)
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	w := q.m[key]
-	if w == nil {
-		w = &window{}
-		q.m[key] = w
-	}
+	w := q.window(key)
 	if w.anchor != m.MsgID && !m.SendTime.Before(w.anchorTime) {
-		w.anchor, w.anchorTime, w.sent = m.MsgID, m.SendTime, nil
+		w.anchor, w.anchorTime = m.MsgID, m.SendTime
+		cut := m.SendTime.Add(-quotaSkew)
+		for id, at := range w.sent {
+			if at.Before(cut) {
+				delete(w.sent, id)
+			}
+		}
 	}
 	q.ops++
 	if q.ops%1024 == 0 {
@@ -190,21 +207,14 @@ func (q *quotaBook) expired(key string) bool {
 func (q *quotaBook) take(key, id string) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	w := q.m[key]
-	if w == nil {
-		w = &window{}
-		q.m[key] = w
-	}
+	w := q.window(key)
 	if _, ok := w.sent[id]; ok {
 		return true
 	}
 	if len(w.sent) >= quotaPerMessage {
 		return false
 	}
-	if w.sent == nil {
-		w.sent = make(map[string]struct{}, quotaPerMessage)
-	}
-	w.sent[id] = struct{}{}
+	w.sent[id] = q.now()
 	return true
 }
 
@@ -220,16 +230,10 @@ func (q *quotaBook) release(key, id string) {
 func (q *quotaBook) exhaust(key string) {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	w := q.m[key]
-	if w == nil {
-		w = &window{}
-		q.m[key] = w
-	}
-	if w.sent == nil {
-		w.sent = make(map[string]struct{}, quotaPerMessage)
-	}
+	w := q.window(key)
+	now := q.now()
 	for i := 0; len(w.sent) < quotaPerMessage; i++ {
-		w.sent[fmt.Sprintf("\x00wecom-%d", i)] = struct{}{}
+		w.sent[fmt.Sprintf("\x00wecom-%d", i)] = now
 	}
 }
 

@@ -364,7 +364,8 @@ func (s *session) dispatchPage(resp *SyncMsgResponse) bool {
 			return false
 		}
 	}
-	pg := s.tr.addPage(resp.NextCursor)
+	// Every customer message of the page restarts its customer's quota before any handler runs:
+	// WeCom counts a reply to the first of a burst against the last.
 	for i := range msgs {
 		m := &msgs[i]
 		if m.OpenKfID == "" {
@@ -373,10 +374,14 @@ func (s *session) dispatchPage(resp *SyncMsgResponse) bool {
 		if m.ExternalUserID == "" && m.Event != nil {
 			m.ExternalUserID = m.Event.ExternalUserID
 		}
-		ch.stats.messages.Add(1)
 		if m.Origin == OriginCustomer {
 			ch.quota.observe(m)
 		}
+	}
+	pg := s.tr.addPage(resp.NextCursor)
+	for i := range msgs {
+		m := &msgs[i]
+		ch.stats.messages.Add(1)
 		if done[i] || m.MsgID == "" {
 			ch.stats.dedupeHits.Add(1)
 			continue
