@@ -495,6 +495,12 @@ func TestQuotaBookKeepsSendsAfterTheMessage(t *testing.T) {
 	assert.False(t, q.take(key, "r8"), "the sixth send after a message is refused locally")
 	q.release(key, "r7")
 	assert.Equal(t, 1, q.left(key))
+	// A send in the same second as the next message cannot be ordered against it: it is taken as
+	// earlier, so a customer who writes right after the bot gets a full quota.
+	now = now.Add(time.Minute).Truncate(time.Second)
+	require.True(t, q.take(key, "r9")) // at now
+	q.observe(&Message{MsgID: "m4", OpenKfID: "wk", ExternalUserID: "u", SendTime: now})
+	assert.Equal(t, 5, q.left(key))
 	// 48 h later the window is closed.
 	now = now.Add(49 * time.Hour)
 	assert.True(t, q.expired(key))

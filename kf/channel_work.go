@@ -115,10 +115,14 @@ func transient(err error) bool {
 
 // quotaBook counts, per customer, the sends since the customer's latest message (§6: at most 5,
 // within 48 h; a new customer message resets the count). WeCom counts from when the message
-// reached it; the Channel learns of it only when it pulls it, and may have sent in between. So a
-// reset keeps the sends made after the message's send_time (less a margin for clock skew and
-// send_time's one-second resolution): they count against the new message's quota at WeCom too.
-// The count kept is never below WeCom's, and a reply fitted to it never meets 95001.
+// reached it; the Channel learns of it only when it pulls it, and may have sent in between: those
+// sends count against the new message at WeCom too, so a reset keeps the sends made after the
+// message's send_time. send_time has one-second resolution, so a send within that same second
+// cannot be ordered; it is taken to be earlier (dropped): the customer who writes right after the
+// bot gets their full quota. The rare send that really came after a message in its second, and
+// before the Channel pulled it, can still meet 95001, which the Replier reports as
+// ErrQuotaExhausted and remembers. Every customer message of a page is observed before any of
+// them is dispatched, so a burst never earns replies beyond five.
 type quotaBook struct {
 	mu  sync.Mutex
 	now func() time.Time
@@ -136,9 +140,8 @@ type window struct {
 const (
 	quotaPerMessage = 5
 	quotaWindow     = 48 * time.Hour
-	// quotaSkew is how far the host's clock may trail WeCom's before a send made after a customer
-	// message could be taken for one made before it.
-	quotaSkew = 5 * time.Second
+	// sendTimeResolution is send_time's resolution: sends within a message's second count as earlier.
+	sendTimeResolution = time.Second
 )
 
 func newQuotaBook(now func() time.Time) *quotaBook {
@@ -163,7 +166,7 @@ func (q *quotaBook) observe(m *Message) {
 	w := q.window(key)
 	if w.anchor != m.MsgID && !m.SendTime.Before(w.anchorTime) {
 		w.anchor, w.anchorTime = m.MsgID, m.SendTime
-		cut := m.SendTime.Add(-quotaSkew)
+		cut := m.SendTime.Add(sendTimeResolution)
 		for id, at := range w.sent {
 			if at.Before(cut) {
 				delete(w.sent, id)
