@@ -10,6 +10,8 @@
 //	}
 //	jpg, format, err := media.FitImage(photo, media.MaxImageBytes) // format is "jpeg" or "png"
 //
-// Everything here is pure Go and free of I/O; limits follow ../shared/wecom-kf-api.md §6 and §9
-// (doc 94677, 96484).
+// Everything here is pure Go and does no I/O, except the optional ffmpeg decoder that ToVoice runs
+// for audio formats it cannot read itself. The limits are WeCom's (doc 94677, 96484). AMR voice is
+// parsed and split frame-accurately (ParseAMR, SplitAMR); WAV and MP3 are decoded and resampled
+// to 8 kHz with a band-limited filter (DecodeWAV, DecodeMP3, Resample).
 package media
