@@ -78,3 +78,20 @@ func TestErrorsNameTheKey(t *testing.T) {
 	_, _, err = c.ChannelOptions()
 	assert.ErrorContains(t, err, "wechatcom_kf_redis_url")
 }
+
+// FuzzLoad: any config.json is a clean error or a valid Config, never a panic.
+func FuzzLoad(f *testing.F) {
+	f.Add([]byte(`{"wechatcom_corp_id":"ww1","wechatcom_kf_secret":"s","wechatcom_kf_token":"t","wechatcom_kf_aes_key":"` + aes + `","wechatcom_kf_port":9000}`))
+	f.Add([]byte(`{"wechatcom_kf_port":1e99,"wechatcom_kf_skip_history_on_first_start":null}`))
+	f.Add([]byte(`[1,2,3]`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "config.json"), data, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		c, err := load(dir, envOf(nil))
+		if err == nil && (c.Port < 1 || c.Port > 65535 || len(c.AESKey) != 43 || c.CorpID == "") {
+			t.Fatalf("invalid config accepted: %+v", c)
+		}
+	})
+}
