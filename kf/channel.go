@@ -443,7 +443,13 @@ func (ch *Channel) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		err = ctx.Err()
 		ch.stopWork()
-		<-finished
+		select {
+		case <-finished:
+		case <-time.After(shutdownGrace):
+			// A handler that ignores its ctx cannot be stopped; do not wait for it forever. Its
+			// message is not marked done, so the next start handles it again.
+			ch.log.Error("wxkf: Shutdown: a handler ignores its context; returning without it")
+		}
 	}
 	ch.stopWork()
 	if ch.closer != nil {
@@ -453,6 +459,9 @@ func (ch *Channel) Shutdown(ctx context.Context) error {
 	}
 	return err
 }
+
+// shutdownGrace is how long Shutdown waits, after its ctx ended, for handlers to notice.
+const shutdownGrace = 2 * time.Second
 
 // crash stops everything at once without committing anything more, as a killed process would
 // (tests). The stores the Channel opened are closed so another Channel can open them.

@@ -900,3 +900,25 @@ func TestSessionEventRefreshesState(t *testing.T) {
 	assert.Equal(t, e.srv.OpenKfID(), events[0].OpenKfID, "events get the account they came from")
 	assert.Equal(t, "rita", events[0].ExternalUserID)
 }
+
+// A handler that ignores its context cannot hold Shutdown past its deadline for long.
+func TestShutdownDoesNotWaitForeverOnAStuckHandler(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	started := make(chan struct{}, 1)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+		started <- struct{}{}
+		<-release // ignores ctx
+		return nil
+	})
+	e.srv.AddText("nora", "stuck")
+	e.notify()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	begin := time.Now()
+	assert.ErrorIs(t, e.ch.Shutdown(ctx), context.DeadlineExceeded)
+	assert.Less(t, time.Since(begin), 100*time.Millisecond+shutdownGrace+time.Second)
+}
