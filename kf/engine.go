@@ -397,8 +397,6 @@ func (s *session) dispatchPage(resp *SyncMsgResponse) bool {
 		ch.submit(s.a.id, m, s.tr)
 	}
 	s.tr.seal(pg)
-	// Once a page past the boundary is pulled, later pages need no history check; the saved
-	// cursor will make the boundary irrelevant on the next start.
 	return true
 }
 

@@ -322,8 +322,8 @@ func (r *replier) Text(ctx context.Context, s string) error {
 	return nil
 }
 
-// upload fits nothing: it uploads data as kind after the quota was checked, so a reply that
-// cannot be sent costs no upload.
+// upload uploads data as kind. Callers check the quota first, so a reply that cannot be sent
+// costs no upload.
 func (r *replier) upload(ctx context.Context, kind media.Kind, filename string, data []byte) (string, error) {
 	up, err := r.ch.client.UploadMedia(ctx, kind, filename, bytes.NewReader(data))
 	if err != nil {
@@ -334,7 +334,7 @@ func (r *replier) upload(ctx context.Context, kind media.Kind, filename string, 
 }
 
 func (r *replier) haveQuota(n int) error {
-	if left := r.QuotaLeft(); left == 0 {
+	if r.QuotaLeft() == 0 {
 		return &ReplyError{Reason: ErrQuotaExhausted, Dropped: n}
 	}
 	return nil
@@ -403,11 +403,7 @@ func (r *replier) Voice(ctx context.Context, data []byte) error {
 	if err := r.haveQuota(1); err != nil {
 		return err
 	}
-	var enc media.AMREncoder
-	if r.ch.cfg.encoder != nil {
-		enc = r.ch.cfg.encoder
-	}
-	pieces, err := media.ToVoice(ctx, data, enc)
+	pieces, err := media.ToVoice(ctx, data, r.ch.cfg.encoder)
 	if err != nil {
 		if errors.Is(err, media.ErrNoEncoder) {
 			return fmt.Errorf("%w: %w", ErrNoEncoder, err)
