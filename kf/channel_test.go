@@ -765,8 +765,8 @@ func TestHandoff(t *testing.T) {
 	// The bot stays quiet now.
 	e.srv.AddText("oscar", "hello?")
 	e.notify()
-	e.settle()
-	time.Sleep(20 * time.Millisecond)
+	require.Eventually(t, func() bool { return e.ch.Stats().Handled == 2 }, 10*time.Second, time.Millisecond,
+		"the second message was handled")
 	assert.Len(t, e.srv.SentTo(e.srv.OpenKfID(), "oscar"), 1)
 }
 
@@ -921,4 +921,54 @@ func TestShutdownDoesNotWaitForeverOnAStuckHandler(t *testing.T) {
 	begin := time.Now()
 	assert.ErrorIs(t, e.ch.Shutdown(ctx), context.DeadlineExceeded)
 	assert.Less(t, time.Since(begin), 100*time.Millisecond+shutdownGrace+time.Second)
+}
+
+// A welcome_code is valid 20 s (§5): an enter_session pulled later than that is not answered
+// with send_msg_on_event at all (it would fail), and Stats says so.
+func TestWelcomeTooLateIsNotAttempted(t *testing.T) {
+	t.Parallel()
+	clock := kftest.NewManualClock(time.Now())
+	srv := kftest.NewServer(kftest.WithClock(clock.Now))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, dir: t.TempDir()}
+	e.start(WithChannelClock(clock.Now))
+	var asked atomic.Int32
+	e.ch.OnWelcome(func(ctx context.Context, m *Message) (Content, error) {
+		asked.Add(1)
+		return NewText("欢迎"), nil
+	})
+	require.NotEmpty(t, srv.EnterSession("olga", "qr", ""))
+	clock.Advance(25 * time.Second)
+	e.notify()
+	require.Eventually(t, func() bool { return e.ch.Stats().Handled == 1 }, 10*time.Second, time.Millisecond)
+	assert.EqualValues(t, 1, e.ch.Stats().WelcomeExpired)
+	assert.Zero(t, asked.Load(), "no welcome is composed for a code that cannot be used")
+	assert.Empty(t, srv.Sent())
+	assert.Empty(t, srv.Rejected())
+}
+
+// Nothing is sent more than 48 h after the customer's last message (§6): the Replier says so
+// without calling send_msg.
+func TestReplyWindowClosedAfter48h(t *testing.T) {
+	t.Parallel()
+	clock := kftest.NewManualClock(time.Now())
+	srv := kftest.NewServer(kftest.WithClock(clock.Now))
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, dir: t.TempDir()}
+	e.start(WithChannelClock(clock.Now), WithSkipHistory(false), WithHandlerRetries(0))
+	errs := make(chan error, 1)
+	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+		errs <- r.Text(ctx, "too late")
+		return nil
+	})
+	srv.AddMessage(kftest.Message{ExternalUserID: "pete", MsgType: "text", SendTime: clock.Now().Add(-49 * time.Hour),
+		Body: map[string]any{"content": "anyone?"}})
+	e.notify()
+	err := <-errs
+	var re *ReplyError
+	require.ErrorAs(t, err, &re)
+	assert.ErrorIs(t, err, ErrWindowExpired)
+	assert.ErrorIs(t, err, ErrSessionExpired, "matches WeCom's 95002 too")
+	assert.Empty(t, srv.Sent())
+	assert.Empty(t, srv.Rejected(), "send_msg was not even called")
 }
