@@ -20,7 +20,7 @@ func TestMemoryConformance(t *testing.T) {
 		m := cursor.NewMemory(cursor.WithClock(clock.Now))
 		t.Cleanup(func() { require.NoError(t, m.Close()) })
 		return &cursortest.Harness{
-			Store: m, Locker: m, Dedup: m,
+			State:       m,
 			Retention:   cursor.DefaultRetention,
 			Advance:     clock.Advance,
 			ExpireLease: func(string) { clock.Advance(time.Hour) },

@@ -37,20 +37,82 @@ type Locker interface {
 	Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error)
 }
 
-// Lease is one holding of a [Locker] key.
+// Lease is one holding of a [Locker] key. For kf the key is an open_kfid, and the lease is also the only way
+// the sync engine writes that account's state: every write below is fenced, so a holder that lost the lease
+// (it paused past its ttl, Redis was unreachable, another replica took the account over) cannot overwrite its
+// successor's work.
 //
-// A holder must stop working as soon as Done is closed and, in particular, check Err before every Save: a
-// holder that lost its lease must not save anything, because a new holder may already be pulling the account.
+// A holder must stop working as soon as Done is closed or Err is not nil.
 type Lease interface {
 	// Done is closed when the lease is lost (renewal failed or expired, or it was taken over) or released.
 	Done() <-chan struct{}
 	// Err is nil while the lease is held; it returns ErrLeaseLost after a loss and ErrReleased after Release.
+	// It reads the holder's own clock as well as the renewer's verdict: once the lease's deadline (ttl after
+	// the last renewal that succeeded was sent) has passed, Err reports ErrLeaseLost at once, even before the
+	// renewer has run, so a process that was paused past its ttl sees the loss at its first check after
+	// resuming.
 	Err() error
 	// Release stops renewal and frees the key for the next holder (only if this lease still holds it). It
 	// returns nil if the lease was held until now or had already been released; it returns an error wrapping
 	// [ErrLeaseLost] if the lease had been lost before Release (work done since the loss may have raced with
 	// another holder), and a wrapped I/O error if freeing the key failed (the key then expires after its ttl).
 	Release(ctx context.Context) error
+
+	// Key returns the key given to Lock: for kf, the open_kfid whose state the writes below change.
+	Key() string
+	// Token is the fencing token of this holding: greater than the token of every earlier holding of the
+	// same key in the same store (a store that lost its data, such as a Redis restarted without
+	// persistence, starts again from 1; [Dir] and [Memory], whose leases end with the process, count from 1
+	// in each one). For logs and metrics; the writes below check the holding itself.
+	Token() uint64
+
+	// Save records cursor as Key's resume point, as [Store.Save] does, but only while this lease holds Key:
+	// the check and the write are one atomic step, so once the lease was lost, taken over, expired or
+	// released, Save writes nothing and returns an error wrapping [ErrLeaseLost] (or [ErrReleased]).
+	Save(ctx context.Context, cursor string) error
+	// SetMeta records value under name for Key (read back with [State.LoadMeta]), fenced like Save. name is
+	// 1 to [MaxMetaNameLen] bytes of [a-z0-9_]; value at most [MaxCursorLen] bytes of UTF-8. An empty value
+	// is stored as is (LoadMeta then returns "", as for a name never set).
+	SetMeta(ctx context.Context, name, value string) error
+	// MarkDone marks msgIDs of Key done, as [Dedup.MarkDone] does, and deletes their reply records
+	// (PutReply), fenced like Save.
+	MarkDone(ctx context.Context, msgIDs ...string) error
+	// PutReply stores rec (1 to [MaxReplyLen] bytes, opaque to the store; empty is [ErrInvalidArgument],
+	// so that a nil [Status.Reply] always means "no record") as the reply record of msgID of Key, replacing
+	// an earlier one, fenced like Save. When PutReply returns nil the record survives a
+	// crash of the process. A record is kept until MarkDone of its msgID, or for the retention (as a done
+	// mark is) after its last PutReply, whichever comes first.
+	PutReply(ctx context.Context, msgID string, rec []byte) error
+}
+
+// State is everything kf.Channel keeps durably, for one process ([Dir], [Memory]) or for several replicas
+// (package cursor/redis): cursors, done msgids, leases, per-account metadata and the reply records with which
+// a rerun of a handler completes an interrupted reply instead of sending a different one. The Channel reads
+// through State and writes only through a held [Lease]; the unfenced [Store.Save] and [Dedup.MarkDone] stay
+// for tools and migrations.
+//
+// Implementations are safe for concurrent use.
+type State interface {
+	Store
+	Dedup
+	Locker
+	// Accounts lists, in no particular order, every open_kfid that has a saved cursor or metadata value.
+	// A Channel pulls each of them when it starts, so that a callback it answered but never pulled for is
+	// not stranded by a restart.
+	Accounts(ctx context.Context) ([]string, error)
+	// LoadMeta returns the value saved under name for openKfID with [Lease.SetMeta]; ("", nil) means none.
+	LoadMeta(ctx context.Context, openKfID, name string) (string, error)
+	// Lookup reports, parallel to msgIDs, whether each is done (as [Dedup.Done]) and the reply record
+	// stored for it ([Lease.PutReply]; nil when there is none). One round trip for the whole batch.
+	Lookup(ctx context.Context, openKfID string, msgIDs ...string) ([]Status, error)
+}
+
+// Status is what [State.Lookup] knows of one msgid.
+type Status struct {
+	// Done is true when the msgid was marked done less than the retention ago.
+	Done bool
+	// Reply is the record last stored with [Lease.PutReply], or nil. It is nil when Done is true.
+	Reply []byte
 }
 
 // Dedup remembers which msgids of an account have been handled, so that a replay of sync_msg (after a crash, a
@@ -86,6 +148,10 @@ const (
 	MaxCursorLen = 4096
 	// MaxMsgIDLen is the maximum length in bytes of one msgid passed to Dedup.
 	MaxMsgIDLen = 1024
+	// MaxReplyLen is the maximum length in bytes of a reply record passed to [Lease.PutReply].
+	MaxReplyLen = 64 << 10
+	// MaxMetaNameLen is the maximum length in bytes of a metadata name passed to [Lease.SetMeta].
+	MaxMetaNameLen = 32
 )
 
 var (
@@ -94,7 +160,8 @@ var (
 	ErrLeaseLost = errors.New("cursor: lease lost")
 	// ErrReleased is returned by Lease.Err after Release.
 	ErrReleased = errors.New("cursor: lease released")
-	// ErrInvalidArgument reports an empty or over-long key, cursor or msgid, or a ttl below a millisecond.
+	// ErrInvalidArgument reports an argument outside the limits: an empty or over-long key, cursor, msgid,
+	// metadata name or value, or reply record, or a ttl below a millisecond.
 	ErrInvalidArgument = errors.New("cursor: invalid argument")
 	// ErrCorrupt reports a cursor file or done-journal that cannot be decoded. The error names the file; the
 	// store never treats a corrupt file as empty, since that would replay three days of messages.

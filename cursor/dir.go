@@ -59,14 +59,10 @@ type Dir struct {
 	nextTry    int        // after a failed compaction, wait until jlines reaches this
 
 	dmu  sync.Mutex // guards done
-	done doneSet
+	done msgSet
 }
 
-var (
-	_ Store  = (*Dir)(nil)
-	_ Locker = (*Dir)(nil)
-	_ Dedup  = (*Dir)(nil)
-)
+var _ State = (*Dir)(nil)
 
 // defaultCompactMin is the journal size (in lines) below which compaction is not worth a rewrite.
 const defaultCompactMin = 4096
@@ -107,10 +103,10 @@ func OpenDir(dir string, opts ...Option) (*Dir, error) {
 		cursorPath:  filepath.Join(abs, CursorFileName),
 		journalPath: filepath.Join(abs, JournalFileName),
 		dirf:        dirf,
-		leases:      newLeaseTable(cfg.now, cfg.logger),
 		compactMin:  defaultCompactMin,
-		done:        newDoneSet(cfg.retention.Milliseconds()),
+		done:        newMsgSet(cfg.retention.Milliseconds()),
 	}
+	d.leases = newLeaseTable(cfg.now, cfg.logger, d)
 	if err := d.load(); err != nil {
 		if d.journal != nil {
 			_ = d.journal.Close()
@@ -139,7 +135,7 @@ func (d *Dir) load() error {
 	now := d.cfg.now().UnixMilli()
 	scan, err := parseJournal(f, func(at int64, key, id string) {
 		if now-at < d.done.retention {
-			d.done.add(key, id, at)
+			d.done.add(key, id, at, nil)
 		}
 	})
 	if err != nil {
@@ -201,8 +197,27 @@ func (d *Dir) Load(ctx context.Context, openKfID string) (string, error) {
 	if err := checkKey("open_kfid", openKfID); err != nil {
 		return "", err
 	}
+	return d.get(openKfID)
+}
+
+// LoadMeta implements [State]: the value is the string under "<open_kfid>#wxkf_<name>" in the cursor file.
+func (d *Dir) LoadMeta(ctx context.Context, openKfID, name string) (string, error) {
+	if err := ctx.Err(); err != nil {
+		return "", err
+	}
+	if err := checkKey("open_kfid", openKfID); err != nil {
+		return "", err
+	}
+	if err := checkMetaName(name); err != nil {
+		return "", err
+	}
+	return d.get(metaKey(openKfID, name))
+}
+
+// get returns the string under key in the cursor file.
+func (d *Dir) get(key string) (string, error) {
 	d.mu.RLock()
-	v, ok := d.cursors[openKfID]
+	v, ok := d.cursors[key]
 	d.mu.RUnlock()
 	if d.closed.Load() {
 		return "", ErrClosed
@@ -215,7 +230,27 @@ func (d *Dir) Load(ctx context.Context, openKfID string) (string, error) {
 	case string(v.raw) == "null":
 		return "", nil
 	}
-	return "", fmt.Errorf("cursor: %s: %w: the value of %q is not a string", d.cursorPath, ErrCorrupt, openKfID)
+	return "", fmt.Errorf("cursor: %s: %w: the value of %q is not a string", d.cursorPath, ErrCorrupt, key)
+}
+
+// Accounts implements [State]: the keys of the cursor file that hold a string, with the metadata suffix
+// ("#wxkf_<name>") cut off, each once.
+func (d *Dir) Accounts(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if d.closed.Load() {
+		return nil, ErrClosed
+	}
+	d.mu.RLock()
+	defer d.mu.RUnlock()
+	return accounts(func(yield func(string) bool) {
+		for k, v := range d.cursors {
+			if v.raw == nil && !yield(k) {
+				return
+			}
+		}
+	}), nil
 }
 
 // Save implements [Store]: the whole cursor file is rewritten atomically (temp file, fsync, rename, directory
@@ -235,23 +270,42 @@ func (d *Dir) Save(ctx context.Context, openKfID, cursor string) error {
 	if d.closed.Load() {
 		return ErrClosed
 	}
-	// Only Save changes the map and Saves are serialized, so a read lock gives a consistent snapshot.
+	return d.setLocked("save cursor", openKfID, cursor)
+}
+
+// setFenced is Save or SetMeta through a lease: the fence is checked under saveMu, which orders every
+// rewrite of the cursor file.
+func (d *Dir) setFenced(l *localLease, op, key, value string) error {
+	d.saveMu.Lock()
+	defer d.saveMu.Unlock()
+	if d.closed.Load() {
+		return ErrClosed
+	}
+	if err := l.fence(op); err != nil {
+		return err
+	}
+	return d.setLocked(op, key, value)
+}
+
+// setLocked rewrites the cursor file with key set to value. d.saveMu held.
+func (d *Dir) setLocked(op, key, value string) error {
+	// Only setLocked changes the map and it runs under saveMu, so a read lock gives a consistent snapshot.
 	d.mu.RLock()
 	next := make(map[string]cursorValue, len(d.cursors)+1)
 	for k, v := range d.cursors {
 		next[k] = v
 	}
 	d.mu.RUnlock()
-	next[openKfID] = cursorValue{s: cursor}
+	next[key] = cursorValue{s: value}
 
 	renamed, err := d.writeAtomic(d.cursorPath, encodeCursorFile(next))
 	if renamed {
 		d.mu.Lock()
-		d.cursors[openKfID] = cursorValue{s: cursor}
+		d.cursors[key] = cursorValue{s: value}
 		d.mu.Unlock()
 	}
 	if err != nil {
-		return fmt.Errorf("cursor: save cursor of %q to %s: %w", openKfID, d.cursorPath, err)
+		return fmt.Errorf("cursor: %s of %q to %s: %w", op, key, d.cursorPath, err)
 	}
 	return nil
 }
@@ -333,7 +387,16 @@ func (d *Dir) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) e
 	if len(msgIDs) == 0 {
 		return nil
 	}
-	gen, err := d.appendMarks(openKfID, msgIDs)
+	return d.markDone(nil, openKfID, msgIDs)
+}
+
+// markDoneFenced is MarkDone through a lease: the fence is checked under jmu, which orders every append.
+func (d *Dir) markDoneFenced(l *localLease, msgIDs []string) error {
+	return d.markDone(l, l.key, msgIDs)
+}
+
+func (d *Dir) markDone(l *localLease, openKfID string, msgIDs []string) error {
+	gen, err := d.appendMarks(l, openKfID, msgIDs)
 	if err != nil || !d.cfg.journalSync {
 		return err
 	}
@@ -341,12 +404,17 @@ func (d *Dir) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) e
 }
 
 // appendMarks appends the marks to the journal and the in-memory set, and returns the append's
-// generation for syncJournal.
-func (d *Dir) appendMarks(openKfID string, msgIDs []string) (uint64, error) {
+// generation for syncJournal. If l is not nil, nothing is written unless it holds its key.
+func (d *Dir) appendMarks(l *localLease, openKfID string, msgIDs []string) (uint64, error) {
 	d.jmu.Lock()
 	defer d.jmu.Unlock()
 	if d.closed.Load() {
 		return 0, ErrClosed
+	}
+	if l != nil {
+		if err := l.fence("mark done"); err != nil {
+			return 0, err
+		}
 	}
 	if d.jerr != nil {
 		return 0, fmt.Errorf("cursor: journal %s is unusable after an earlier failure (reopen the Dir): %w", d.journalPath, d.jerr)
@@ -372,7 +440,7 @@ func (d *Dir) appendMarks(openKfID string, msgIDs []string) (uint64, error) {
 	d.dmu.Lock()
 	d.done.expire(now)
 	for _, id := range msgIDs {
-		d.done.add(openKfID, id, now)
+		d.done.add(openKfID, id, now, nil)
 	}
 	d.dmu.Unlock()
 	if d.needCompact() {
@@ -429,7 +497,7 @@ func (d *Dir) compactLocked(now int64) {
 	d.done.expire(now)
 	live := d.done.live
 	buf := make([]byte, 0, live*64)
-	d.done.each(func(e doneEntry) { buf = appendJournalRecord(buf, e.at, e.key, e.id) })
+	d.done.each(func(e msgEntry, _ []byte) { buf = appendJournalRecord(buf, e.at, e.key, e.id) })
 	d.dmu.Unlock()
 
 	f, err := d.createTemp(d.journalPath)
@@ -484,6 +552,15 @@ func (d *Dir) Done(ctx context.Context, openKfID string, msgIDs ...string) ([]bo
 	}
 	d.dmu.Unlock()
 	return out, nil
+}
+
+var errNotImplemented = errors.New("cursor: Dir: reply records are not implemented yet")
+
+func (d *Dir) putReplyFenced(*localLease, string, []byte) error { return errNotImplemented }
+
+// Lookup implements [State]. Not implemented yet: it returns an error.
+func (d *Dir) Lookup(context.Context, string, ...string) ([]Status, error) {
+	return nil, errNotImplemented
 }
 
 // Lock implements [Locker] between goroutines of this process (the directory lock keeps other processes out).

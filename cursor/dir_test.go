@@ -480,6 +480,13 @@ func TestMemoryClose(t *testing.T) {
 	require.ErrorIs(t, err, cursor.ErrClosed)
 	_, err = m.Lock(ctx, "wk", time.Minute)
 	require.ErrorIs(t, err, cursor.ErrClosed)
+	_, err = m.LoadMeta(ctx, "wk", "n")
+	require.ErrorIs(t, err, cursor.ErrClosed)
+	_, err = m.Lookup(ctx, "wk", "m")
+	require.ErrorIs(t, err, cursor.ErrClosed)
+	_, err = m.Accounts(ctx)
+	require.ErrorIs(t, err, cursor.ErrClosed)
+	require.ErrorIs(t, lease.Save(ctx, "c"), cursor.ErrClosed)
 	require.NoError(t, m.Close())
 }
 

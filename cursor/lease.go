@@ -15,19 +15,34 @@ import (
 type leaseTable struct {
 	now    func() time.Time
 	logger *slog.Logger
+	w      fencedWriter // the store whose writes the leases fence
 
 	mu     sync.Mutex
 	held   map[string]*localLease
+	tokens map[string]uint64        // the last fencing token handed out per key
 	wake   map[string]chan struct{} // closed when the key is freed, to wake waiting Lock calls
 	closed bool
 	wg     sync.WaitGroup // renewers
 }
 
-func newLeaseTable(now func() time.Time, logger *slog.Logger) *leaseTable {
+// fencedWriter is what Memory and Dir give their lease table: the writes a lease makes. Each checks
+// l.fence under the lock that orders writes of its kind, and writes only if the lease still holds its key.
+// A takeover may happen right after the check, but the new holder's writes of the same kind wait for that
+// lock, so a stale write can land before the new holder's, never after. The arguments are already checked.
+type fencedWriter interface {
+	// setFenced stores value under key (the lease's key, or a metadata key of it) in the cursor map.
+	setFenced(l *localLease, op, key, value string) error
+	markDoneFenced(l *localLease, msgIDs []string) error
+	putReplyFenced(l *localLease, msgID string, rec []byte) error
+}
+
+func newLeaseTable(now func() time.Time, logger *slog.Logger, w fencedWriter) *leaseTable {
 	return &leaseTable{
 		now:    now,
 		logger: logger,
+		w:      w,
 		held:   make(map[string]*localLease),
+		tokens: make(map[string]uint64),
 		wake:   make(map[string]chan struct{}),
 	}
 }
@@ -68,9 +83,11 @@ func (t *leaseTable) lock(ctx context.Context, key string, ttl time.Duration) (L
 			cur = nil
 		}
 		if cur == nil {
+			t.tokens[key]++
 			l := &localLease{
 				t:       t,
 				key:     key,
+				token:   t.tokens[key],
 				ttl:     ttl,
 				expires: now.Add(ttl),
 				done:    make(chan struct{}),
@@ -125,6 +142,7 @@ func jitter(d time.Duration) time.Duration {
 type localLease struct {
 	t       *leaseTable
 	key     string
+	token   uint64
 	ttl     time.Duration
 	expires time.Time // guarded by t.mu
 	err     error     // guarded by t.mu; nil while held
@@ -135,18 +153,33 @@ type localLease struct {
 
 func (l *localLease) Done() <-chan struct{} { return l.done }
 
+// Err implements [Lease]: the renewer's verdict, or ErrLeaseLost once the table's clock reached the deadline.
 func (l *localLease) Err() error {
 	l.t.mu.Lock()
 	defer l.t.mu.Unlock()
-	return l.err
+	return l.errLocked()
 }
 
+// errLocked is Err with t.mu held.
+func (l *localLease) errLocked() error {
+	if l.err != nil {
+		return l.err
+	}
+	if !l.t.now().Before(l.expires) {
+		return ErrLeaseLost
+	}
+	return nil
+}
+
+// Release implements [Lease]. A lease found past its deadline is lost, not released.
 func (l *localLease) Release(context.Context) error {
 	t := l.t
 	t.mu.Lock()
-	prev := l.err
+	prev := l.errLocked()
 	if prev == nil {
 		l.endLocked(ErrReleased)
+	} else {
+		l.endLocked(prev)
 	}
 	t.mu.Unlock()
 	<-l.stopped
@@ -154,6 +187,82 @@ func (l *localLease) Release(context.Context) error {
 		return fmt.Errorf("cursor: release lease %q: %w", l.key, ErrLeaseLost)
 	}
 	return nil
+}
+
+// Key implements [Lease].
+func (l *localLease) Key() string { return l.key }
+
+// Token implements [Lease]: the count of Lock calls that got this key from this table, this one included.
+func (l *localLease) Token() uint64 { return l.token }
+
+// fence returns nil if l still holds its key: not ended, not past its deadline, and the table's current
+// holding of the key. Otherwise it returns an error wrapping ErrLeaseLost or ErrReleased that names op. The
+// caller holds the lock that orders writes of op's kind (see fencedWriter).
+func (l *localLease) fence(op string) error {
+	t := l.t
+	t.mu.Lock()
+	err := l.errLocked()
+	if err == nil && t.held[l.key] != l {
+		err = ErrLeaseLost
+	}
+	t.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("cursor: %s of %q refused: %w", op, l.key, err)
+	}
+	return nil
+}
+
+// Save implements [Lease].
+func (l *localLease) Save(ctx context.Context, cursor string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkCursor(cursor); err != nil {
+		return err
+	}
+	return l.t.w.setFenced(l, "save cursor", l.key, cursor)
+}
+
+// SetMeta implements [Lease].
+func (l *localLease) SetMeta(ctx context.Context, name, value string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkMetaName(name); err != nil {
+		return err
+	}
+	if err := checkValue("metadata value", value); err != nil {
+		return err
+	}
+	return l.t.w.setFenced(l, "set "+name, metaKey(l.key, name), value)
+}
+
+// MarkDone implements [Lease].
+func (l *localLease) MarkDone(ctx context.Context, msgIDs ...string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkMsgIDs(msgIDs); err != nil {
+		return err
+	}
+	if len(msgIDs) == 0 {
+		return l.fence("mark done")
+	}
+	return l.t.w.markDoneFenced(l, msgIDs)
+}
+
+// PutReply implements [Lease].
+func (l *localLease) PutReply(ctx context.Context, msgID string, rec []byte) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkMsgIDs([]string{msgID}); err != nil {
+		return err
+	}
+	if err := checkReply(rec); err != nil {
+		return err
+	}
+	return l.t.w.putReplyFenced(l, msgID, rec)
 }
 
 // endLocked ends the lease with err (ErrLeaseLost or ErrReleased), frees the key if this lease holds it and

@@ -2,12 +2,17 @@ package cursor
 
 import (
 	"context"
+	"iter"
+	"maps"
+	"slices"
 	"sync"
 	"time"
 )
 
-// Memory is a Store, Locker and Dedup held in process memory: for tests and for deployments that accept
-// replaying the last 3 days after a restart. Leases are between goroutines of this process.
+// Memory is a [State] held in process memory: for tests and for deployments that accept replaying the last 3
+// days after a restart. Leases are between goroutines of this process; a fenced write ([Lease.Save] and the
+// others) is checked and made under the one mutex that orders every write, so a lease that lost its key
+// cannot write after its successor.
 //
 // The zero value is not usable; create one with [NewMemory]. Safe for concurrent use.
 type Memory struct {
@@ -15,97 +20,143 @@ type Memory struct {
 	leases *leaseTable
 
 	mu      sync.Mutex
-	cursors map[string]string
-	done    doneSet
+	cursors map[string]string // open_kfid → cursor, and metaKey(open_kfid, name) → metadata value
+	done    msgSet
+	replies msgSet
 	closed  bool
 }
 
-var (
-	_ Store  = (*Memory)(nil)
-	_ Locker = (*Memory)(nil)
-	_ Dedup  = (*Memory)(nil)
-)
+var _ State = (*Memory)(nil)
 
 // NewMemory returns an empty in-memory store. Options: [WithClock], [WithRetention], [WithLogger].
 func NewMemory(opts ...Option) *Memory {
 	cfg := newConfig(opts)
-	return &Memory{
+	m := &Memory{
 		cfg:     cfg,
-		leases:  newLeaseTable(cfg.now, cfg.logger),
 		cursors: make(map[string]string),
-		done:    newDoneSet(cfg.retention.Milliseconds()),
+		done:    newMsgSet(cfg.retention.Milliseconds()),
+		replies: newMsgSet(cfg.retention.Milliseconds()),
 	}
+	m.leases = newLeaseTable(cfg.now, cfg.logger, m)
+	return m
+}
+
+// lock takes m.mu after the checks every method makes: ctx, then openKfID.
+func (m *Memory) lock(ctx context.Context, openKfID string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkKey("open_kfid", openKfID); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	return nil
 }
 
 // Load implements [Store].
 func (m *Memory) Load(ctx context.Context, openKfID string) (string, error) {
-	if err := ctx.Err(); err != nil {
+	if err := m.lock(ctx, openKfID); err != nil {
 		return "", err
 	}
-	if err := checkKey("open_kfid", openKfID); err != nil {
-		return "", err
-	}
-	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.closed {
-		return "", ErrClosed
-	}
 	return m.cursors[openKfID], nil
 }
 
 // Save implements [Store].
 func (m *Memory) Save(ctx context.Context, openKfID, cursor string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := checkKey("open_kfid", openKfID); err != nil {
-		return err
-	}
 	if err := checkCursor(cursor); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
+	if err := m.lock(ctx, openKfID); err != nil {
+		return err
 	}
+	defer m.mu.Unlock()
 	m.cursors[openKfID] = cursor
 	return nil
 }
 
-// MarkDone implements [Dedup].
+// MarkDone implements [Dedup]. It also deletes the reply records of msgIDs, as [Lease.MarkDone] does.
 func (m *Memory) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := checkKey("open_kfid", openKfID); err != nil {
-		return err
-	}
 	if err := checkMsgIDs(msgIDs); err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return ErrClosed
+	if err := m.lock(ctx, openKfID); err != nil {
+		return err
 	}
+	defer m.mu.Unlock()
+	m.markDoneLocked(openKfID, msgIDs)
+	return nil
+}
+
+func (m *Memory) markDoneLocked(openKfID string, msgIDs []string) {
 	now := m.cfg.now().UnixMilli()
 	m.done.expire(now)
 	for _, id := range msgIDs {
-		m.done.add(openKfID, id, now)
+		m.done.add(openKfID, id, now, nil)
+		m.replies.remove(openKfID, id)
 	}
-	return nil
 }
 
 // Done implements [Dedup].
 func (m *Memory) Done(ctx context.Context, openKfID string, msgIDs ...string) ([]bool, error) {
-	if err := ctx.Err(); err != nil {
+	st, err := m.Lookup(ctx, openKfID, msgIDs...)
+	if err != nil {
 		return nil, err
 	}
-	if err := checkKey("open_kfid", openKfID); err != nil {
-		return nil, err
+	out := make([]bool, len(st))
+	for i, s := range st {
+		out[i] = s.Done
 	}
+	return out, nil
+}
+
+// Lookup implements [State].
+func (m *Memory) Lookup(ctx context.Context, openKfID string, msgIDs ...string) ([]Status, error) {
 	if err := checkMsgIDs(msgIDs); err != nil {
+		return nil, err
+	}
+	if err := m.lock(ctx, openKfID); err != nil {
+		return nil, err
+	}
+	defer m.mu.Unlock()
+	now := m.cfg.now().UnixMilli()
+	m.done.expire(now)
+	m.replies.expire(now)
+	return lookup(&m.done, &m.replies, openKfID, msgIDs, now), nil
+}
+
+// lookup answers Lookup from the done marks and reply records of Memory or Dir.
+func lookup(done, replies *msgSet, openKfID string, msgIDs []string, now int64) []Status {
+	out := make([]Status, len(msgIDs))
+	for i, id := range msgIDs {
+		if done.has(openKfID, id, now) {
+			out[i].Done = true
+		} else if mk, ok := replies.get(openKfID, id, now); ok {
+			out[i].Reply = slices.Clone(mk.rec)
+		}
+	}
+	return out
+}
+
+// LoadMeta implements [State].
+func (m *Memory) LoadMeta(ctx context.Context, openKfID, name string) (string, error) {
+	if err := checkMetaName(name); err != nil {
+		return "", err
+	}
+	if err := m.lock(ctx, openKfID); err != nil {
+		return "", err
+	}
+	defer m.mu.Unlock()
+	return m.cursors[metaKey(openKfID, name)], nil
+}
+
+// Accounts implements [State].
+func (m *Memory) Accounts(ctx context.Context) ([]string, error) {
+	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	m.mu.Lock()
@@ -113,18 +164,68 @@ func (m *Memory) Done(ctx context.Context, openKfID string, msgIDs ...string) ([
 	if m.closed {
 		return nil, ErrClosed
 	}
-	now := m.cfg.now().UnixMilli()
-	m.done.expire(now)
-	out := make([]bool, len(msgIDs))
-	for i, id := range msgIDs {
-		out[i] = m.done.has(openKfID, id, now)
+	return accounts(maps.Keys(m.cursors)), nil
+}
+
+// accounts returns the distinct open_kfids of keys, keys of a cursor map.
+func accounts(keys iter.Seq[string]) []string {
+	seen := make(map[string]bool)
+	out := []string{}
+	for k := range keys {
+		if a := accountOf(k); !seen[a] {
+			seen[a] = true
+			out = append(out, a)
+		}
 	}
-	return out, nil
+	return out
 }
 
 // Lock implements [Locker] between goroutines of this process.
 func (m *Memory) Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error) {
 	return m.leases.lock(ctx, key, ttl)
+}
+
+// lockFenced takes m.mu and checks the lease, for a fenced write.
+func (m *Memory) lockFenced(l *localLease, op string) error {
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return ErrClosed
+	}
+	if err := l.fence(op); err != nil {
+		m.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+func (m *Memory) setFenced(l *localLease, op, key, value string) error {
+	if err := m.lockFenced(l, op); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.cursors[key] = value
+	return nil
+}
+
+func (m *Memory) markDoneFenced(l *localLease, msgIDs []string) error {
+	if err := m.lockFenced(l, "mark done"); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	m.markDoneLocked(l.key, msgIDs)
+	return nil
+}
+
+func (m *Memory) putReplyFenced(l *localLease, msgID string, rec []byte) error {
+	if err := m.lockFenced(l, "put reply"); err != nil {
+		return err
+	}
+	defer m.mu.Unlock()
+	now := m.cfg.now().UnixMilli()
+	m.replies.expire(now)
+	m.replies.add(l.key, msgID, now, slices.Clone(rec))
+	return nil
 }
 
 // Close ends all leases (their holders see [ErrLeaseLost]) and waits for their renewers; afterwards every

@@ -84,12 +84,15 @@ func checkKey(what, key string) error {
 	return nil
 }
 
-func checkCursor(cursor string) error {
-	if len(cursor) > MaxCursorLen {
-		return fmt.Errorf("%w: cursor is %d bytes, max %d", ErrInvalidArgument, len(cursor), MaxCursorLen)
+func checkCursor(cursor string) error { return checkValue("cursor", cursor) }
+
+// checkValue accepts a cursor or metadata value: at most MaxCursorLen bytes of UTF-8.
+func checkValue(what, v string) error {
+	if len(v) > MaxCursorLen {
+		return fmt.Errorf("%w: %s is %d bytes, max %d", ErrInvalidArgument, what, len(v), MaxCursorLen)
 	}
-	if !utf8.ValidString(cursor) {
-		return fmt.Errorf("%w: cursor is not valid UTF-8", ErrInvalidArgument)
+	if !utf8.ValidString(v) {
+		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidArgument, what)
 	}
 	return nil
 }
@@ -104,6 +107,37 @@ func checkMsgIDs(ids []string) error {
 		case !utf8.ValidString(id):
 			return fmt.Errorf("%w: msgid at index %d is not valid UTF-8", ErrInvalidArgument, i)
 		}
+	}
+	return nil
+}
+
+// checkMetaName accepts 1 to MaxMetaNameLen bytes of [a-z0-9_].
+func checkMetaName(name string) error {
+	if name == "" || len(name) > MaxMetaNameLen {
+		return fmt.Errorf("%w: metadata name %q must be 1 to %d bytes", ErrInvalidArgument, name, MaxMetaNameLen)
+	}
+	if !validMetaName(name) {
+		return fmt.Errorf("%w: metadata name %q may only contain a-z, 0-9 and _", ErrInvalidArgument, name)
+	}
+	return nil
+}
+
+func validMetaName(name string) bool {
+	if name == "" || len(name) > MaxMetaNameLen {
+		return false
+	}
+	for i := range len(name) {
+		c := name[i]
+		if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
+			return false
+		}
+	}
+	return true
+}
+
+func checkReply(rec []byte) error {
+	if len(rec) == 0 || len(rec) > MaxReplyLen {
+		return fmt.Errorf("%w: reply record is %d bytes, want 1 to %d", ErrInvalidArgument, len(rec), MaxReplyLen)
 	}
 	return nil
 }

@@ -1,13 +1,15 @@
-// Package cursortest is the conformance suite for implementations of cursor.Store, cursor.Locker and
-// cursor.Dedup: run it from a test with a Factory that builds a fresh instance, and every implementation is
-// held to the same contract (round trips, concurrent writers, lease expiry and takeover, Dedup retention).
+// Package cursortest is the conformance suite for implementations of cursor.State (and of its parts
+// cursor.Store, cursor.Locker and cursor.Dedup): run it from a test with a Factory that builds a fresh
+// instance, and every implementation is held to the same contract (round trips, concurrent writers, lease
+// expiry and takeover, Dedup retention, and for a State: metadata, reply records, Lookup, Accounts, fencing
+// tokens and fenced writes refused after a takeover or a release).
 //
 //	func TestConformance(t *testing.T) {
 //		cursortest.Run(t, func(t *testing.T) *cursortest.Harness {
 //			clock := cursortest.NewClock(time.Now())
 //			m := cursor.NewMemory(cursor.WithClock(clock.Now))
 //			t.Cleanup(func() { m.Close() })
-//			return &cursortest.Harness{Store: m, Locker: m, Dedup: m, Retention: cursor.DefaultRetention,
+//			return &cursortest.Harness{State: m, Retention: cursor.DefaultRetention,
 //				Advance: clock.Advance, ExpireLease: func(string) { clock.Advance(24 * time.Hour) }}
 //		})
 //	}
@@ -30,6 +32,11 @@ import (
 
 // Harness is one fresh instance of an implementation under test plus the hooks the suite needs.
 type Harness struct {
+	// State is the instance as a cursor.State. Store, Locker and Dedup default to it; the tests of metadata,
+	// reply records, Lookup, Accounts and of the Lease's Key, Token and fenced writes run only when it is set
+	// (an implementation of the parts alone leaves it nil and sets Store, Locker and Dedup).
+	State cursor.State
+
 	Store  cursor.Store
 	Locker cursor.Locker
 	Dedup  cursor.Dedup
@@ -49,6 +56,29 @@ type Harness struct {
 	// Reopen, if not nil, closes this instance and returns a new one over the same durable state (the same
 	// directory, the same Redis). Leave it nil for implementations without durable state.
 	Reopen func() *Harness
+
+	// StallRenewals, if not nil, keeps the renewers of this instance's leases from completing a renewal until
+	// resume is called (a renewal in flight waits; it then runs as it would have). The suite uses it to check
+	// that Lease.Err reports the loss at the lease's deadline by itself, without help from the renewer.
+	// Leave it nil when Advance moves the clock the leases read (cursor.WithClock): a fake clock jumps past
+	// the deadline before the renewer, which ticks in real time, can run.
+	StallRenewals func() (resume func())
+}
+
+// fill defaults Store, Locker and Dedup to State.
+func (h *Harness) fill() {
+	if h.State == nil {
+		return
+	}
+	if h.Store == nil {
+		h.Store = h.State
+	}
+	if h.Locker == nil {
+		h.Locker = h.State
+	}
+	if h.Dedup == nil {
+		h.Dedup = h.State
+	}
 }
 
 // Factory returns a fresh, empty instance for one subtest; it registers its own cleanup with t.
@@ -86,39 +116,48 @@ const (
 	patience = 10 * time.Second // how long the suite waits for something that must happen
 )
 
+// test is one test of the suite. A state test runs only when Harness.State is set.
+type test struct {
+	name  string
+	fn    func(t *testing.T, h *Harness)
+	state bool
+}
+
 // Run runs the conformance suite as parallel subtests of t, each with a fresh instance from newHarness.
 func Run(t *testing.T, newHarness Factory) {
 	t.Helper()
-	for _, tc := range []struct {
-		name string
-		fn   func(t *testing.T, h *Harness)
-	}{
-		{"Store/LoadMissing", testLoadMissing},
-		{"Store/RoundTrip", testRoundTrip},
-		{"Store/Isolation", testStoreIsolation},
-		{"Store/InvalidArgument", testStoreInvalid},
-		{"Store/ContextCanceled", testContextCanceled},
-		{"Store/ConcurrentWriters", testConcurrentWriters},
-		{"Store/Durable", testStoreDurable},
-		{"Dedup/Basic", testDedupBasic},
-		{"Dedup/PerAccount", testDedupPerAccount},
-		{"Dedup/Batch1000", testDedupBatch},
-		{"Dedup/Expiry", testDedupExpiry},
-		{"Dedup/InvalidArgument", testDedupInvalid},
-		{"Dedup/Concurrent", testDedupConcurrent},
-		{"Dedup/Durable", testDedupDurable},
-		{"Lock/Exclusive", testLockExclusive},
-		{"Lock/ReleaseHandsOver", testLockReleaseHandsOver},
-		{"Lock/RenewalKeepsLease", testLockRenewal},
-		{"Lock/ExpiryAndTakeover", testLockTakeover},
-		{"Lock/ContextCanceledWhileWaiting", testLockCtxCanceled},
-		{"Lock/MutualExclusion", testLockMutualExclusion},
-		{"Lock/InvalidArgument", testLockInvalid},
-	} {
+	tests := []test{
+		{name: "Store/LoadMissing", fn: testLoadMissing},
+		{name: "Store/RoundTrip", fn: testRoundTrip},
+		{name: "Store/Isolation", fn: testStoreIsolation},
+		{name: "Store/InvalidArgument", fn: testStoreInvalid},
+		{name: "Store/ContextCanceled", fn: testContextCanceled},
+		{name: "Store/ConcurrentWriters", fn: testConcurrentWriters},
+		{name: "Store/Durable", fn: testStoreDurable},
+		{name: "Dedup/Basic", fn: testDedupBasic},
+		{name: "Dedup/PerAccount", fn: testDedupPerAccount},
+		{name: "Dedup/Batch1000", fn: testDedupBatch},
+		{name: "Dedup/Expiry", fn: testDedupExpiry},
+		{name: "Dedup/InvalidArgument", fn: testDedupInvalid},
+		{name: "Dedup/Concurrent", fn: testDedupConcurrent},
+		{name: "Dedup/Durable", fn: testDedupDurable},
+		{name: "Lock/Exclusive", fn: testLockExclusive},
+		{name: "Lock/ReleaseHandsOver", fn: testLockReleaseHandsOver},
+		{name: "Lock/RenewalKeepsLease", fn: testLockRenewal},
+		{name: "Lock/ExpiryAndTakeover", fn: testLockTakeover},
+		{name: "Lock/ContextCanceledWhileWaiting", fn: testLockCtxCanceled},
+		{name: "Lock/MutualExclusion", fn: testLockMutualExclusion},
+		{name: "Lock/InvalidArgument", fn: testLockInvalid},
+	}
+	for _, tc := range append(tests, stateTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t)
 			require.NotNil(t, h)
+			if tc.state && h.State == nil {
+				t.Skip("Harness.State is nil: the implementation is not a cursor.State")
+			}
+			h.fill()
 			require.NotNil(t, h.Store)
 			require.NotNil(t, h.Locker)
 			require.NotNil(t, h.Dedup)
@@ -128,6 +167,13 @@ func Run(t *testing.T, newHarness Factory) {
 			tc.fn(t, h)
 		})
 	}
+}
+
+// reopen is h.Reopen with the defaults filled in.
+func (h *Harness) reopen() *Harness {
+	h2 := h.Reopen()
+	h2.fill()
+	return h2
 }
 
 func ctxT(t *testing.T) context.Context {
@@ -257,7 +303,7 @@ func testConcurrentWriters(t *testing.T, h *Harness) {
 	if h.Reopen != nil {
 		before, err := h.Store.Load(ctx, "wk_shared")
 		require.NoError(t, err)
-		h2 := h.Reopen()
+		h2 := h.reopen()
 		check(h2.Store)
 		after, err := h2.Store.Load(ctx, "wk_shared")
 		require.NoError(t, err)
@@ -274,7 +320,7 @@ func testStoreDurable(t *testing.T, h *Harness) {
 	require.NoError(t, h.Store.Save(ctx, "wkA", "first"))
 	require.NoError(t, h.Store.Save(ctx, "wkA", "second"))
 	require.NoError(t, h.Store.Save(ctx, "wkB", "游标"))
-	h2 := h.Reopen()
+	h2 := h.reopen()
 	for key, want := range map[string]string{"wkA": "second", "wkB": "游标", "wkC": ""} {
 		got, err := h2.Store.Load(ctx, key)
 		require.NoError(t, err)
@@ -364,18 +410,22 @@ func testDedupExpiry(t *testing.T, h *Harness) {
 	require.Equal(t, []bool{true}, got)
 }
 
+// badMsgIDArgs are invalid arguments of MarkDone, Done and Lookup.
+var badMsgIDArgs = []struct {
+	name string
+	key  string
+	ids  []string
+}{
+	{"empty open_kfid", "", []string{"m"}},
+	{"over-long open_kfid", strings.Repeat("k", cursor.MaxKeyLen+1), []string{"m"}},
+	{"empty msgid", "wk", []string{"m", ""}},
+	{"over-long msgid", "wk", []string{strings.Repeat("m", cursor.MaxMsgIDLen+1)}},
+	{"invalid UTF-8 msgid", "wk", []string{"m\xff"}},
+}
+
 func testDedupInvalid(t *testing.T, h *Harness) {
 	ctx := ctxT(t)
-	for _, tc := range []struct {
-		name string
-		key  string
-		ids  []string
-	}{
-		{"empty open_kfid", "", []string{"m"}},
-		{"empty msgid", "wk", []string{"m", ""}},
-		{"over-long msgid", "wk", []string{strings.Repeat("m", cursor.MaxMsgIDLen+1)}},
-		{"invalid UTF-8 msgid", "wk", []string{"m\xff"}},
-	} {
+	for _, tc := range badMsgIDArgs {
 		require.ErrorIs(t, h.Dedup.MarkDone(ctx, tc.key, tc.ids...), cursor.ErrInvalidArgument, tc.name)
 		got, err := h.Dedup.Done(ctx, tc.key, tc.ids...)
 		require.ErrorIs(t, err, cursor.ErrInvalidArgument, tc.name)
@@ -422,7 +472,7 @@ func testDedupDurable(t *testing.T, h *Harness) {
 	ctx := ctxT(t)
 	require.NoError(t, h.Dedup.MarkDone(ctx, "wkA", "m1", "m2"))
 	require.NoError(t, h.Dedup.MarkDone(ctx, "wkB", "m3"))
-	h2 := h.Reopen()
+	h2 := h.reopen()
 	got, err := h2.Dedup.Done(ctx, "wkA", "m1", "m2", "m3")
 	require.NoError(t, err)
 	require.Equal(t, []bool{true, true, false}, got)
