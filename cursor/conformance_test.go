@@ -39,7 +39,7 @@ func TestDirConformance(t *testing.T) {
 			require.NoError(t, err)
 			t.Cleanup(func() { require.NoError(t, d.Close()) })
 			h := &cursortest.Harness{
-				Store: d, Locker: d, Dedup: d,
+				State:       d,
 				Retention:   cursor.DefaultRetention,
 				Advance:     clock.Advance,
 				ExpireLease: func(string) { clock.Advance(time.Hour) },

@@ -17,8 +17,10 @@ import (
 // format, so a bot moving from it to wxkf keeps its cursors (and can move back).
 const CursorFileName = "wechatcom_kf_cursors.json"
 
-// JournalFileName is the done-msgid journal beside the cursor file: one JSON object per line,
-// {"t": unix milliseconds, "k": open_kfid, "m": msgid}, appended by MarkDone and rewritten by compaction.
+// JournalFileName is the done-msgid journal beside the cursor file: one JSON object per line, a done mark
+// {"t": unix milliseconds, "k": open_kfid, "m": msgid} appended by MarkDone, or a reply record
+// {"t": unix milliseconds, "k": open_kfid, "r": msgid, "b": the record in base64} appended by PutReply;
+// rewritten by compaction.
 const JournalFileName = "wechatcom_kf_done.jsonl"
 
 // maxCursorFileSize caps what OpenDir reads from the cursor file; a real one holds a few hundred bytes per

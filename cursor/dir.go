@@ -9,24 +9,35 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
-// Dir is the embedded default: a Store, Dedup and Locker kept in one directory, for a bot that runs as one
-// process.
+// Dir is the embedded default: a [State] kept in one directory, for a bot that runs as one process.
 //
 //   - Cursors live in <dir>/wechatcom_kf_cursors.json ([CursorFileName]), the file chatgpt-on-wechat's
 //     wechatcom_kf channel writes. Each Save rewrites it atomically: a temp file in the same directory,
 //     fsync, rename over the old file, fsync of the directory. Keys Dir does not know are preserved.
-//   - Done msgids are appended to <dir>/wechatcom_kf_done.jsonl ([JournalFileName]) and held in memory for
-//     the retention. The journal is compacted (rewritten atomically with only live entries) when it holds
-//     more than twice as many lines as live entries. A last line cut short by a crash is dropped on open.
+//     Metadata ([Lease.SetMeta]) is kept in the same file under "<open_kfid>#wxkf_<name>", the key under
+//     which earlier versions of kf kept the skip-history boundary ("#wxkf_history_before"). [Dir.Accounts]
+//     lists the keys that hold a string, metadata suffix cut off.
+//   - Done msgids and reply records ([Lease.PutReply]) are appended to <dir>/wechatcom_kf_done.jsonl
+//     ([JournalFileName]) and held in memory for the retention; a done mark supersedes the reply record of
+//     its msgid. MarkDone and PutReply return once their lines are fsynced (one fsync covers every append
+//     made while the previous one ran), unless [WithJournalSync](false). The journal is compacted
+//     (rewritten atomically with only live entries) when it holds more than twice as many lines as live
+//     entries. A last line cut short by a crash is dropped on open; a line holding NUL bytes (a power loss
+//     extended the file without writing its data) is read after its leading NULs if the rest decodes,
+//     else skipped, with a warning, and the journal is then rewritten without it.
 //   - The directory is flocked for the life of the Dir: a second process (or a second OpenDir in this
 //     process) gets [ErrDirLocked] at once. Leases are therefore only needed between goroutines, and are
-//     kept in memory.
+//     kept in memory; their tokens count from 1 in each Dir. A fenced write is checked under the lock that
+//     orders writes of its kind (the cursor-file lock for Save and SetMeta, the journal lock for MarkDone
+//     and PutReply): a holding that lost its key writes nothing, and one whose check passed just before a
+//     takeover completes its write before the new holder's first write of that kind can start.
 //
 // A cursor file or journal that cannot be decoded makes OpenDir fail with [ErrCorrupt] naming the file; it is
 // never read as empty.
@@ -58,8 +69,9 @@ type Dir struct {
 	compactMin int        // no compaction below this many lines
 	nextTry    int        // after a failed compaction, wait until jlines reaches this
 
-	dmu  sync.Mutex // guards done
-	done msgSet
+	dmu     sync.Mutex // guards done and replies
+	done    msgSet
+	replies msgSet
 }
 
 var _ State = (*Dir)(nil)
@@ -105,6 +117,7 @@ func OpenDir(dir string, opts ...Option) (*Dir, error) {
 		dirf:        dirf,
 		compactMin:  defaultCompactMin,
 		done:        newMsgSet(cfg.retention.Milliseconds()),
+		replies:     newMsgSet(cfg.retention.Milliseconds()),
 	}
 	d.leases = newLeaseTable(cfg.now, cfg.logger, d)
 	if err := d.load(); err != nil {
@@ -133,9 +146,16 @@ func (d *Dir) load() error {
 	}
 	d.journal = f
 	now := d.cfg.now().UnixMilli()
-	scan, err := parseJournal(f, func(at int64, key, id string) {
-		if now-at < d.done.retention {
-			d.done.add(key, id, at, nil)
+	scan, err := parseJournal(f, func(rec journalRecord) {
+		if rec.R != "" {
+			if now-rec.T < d.replies.retention {
+				d.replies.add(rec.K, rec.R, rec.T, rec.B)
+			}
+			return
+		}
+		d.replies.remove(rec.K, rec.M) // a done mark supersedes the reply record of its msgid
+		if now-rec.T < d.done.retention {
+			d.done.add(rec.K, rec.M, rec.T, nil)
 		}
 	})
 	if err != nil {
@@ -145,6 +165,7 @@ func (d *Dir) load() error {
 		return fmt.Errorf("cursor: read %s: %w", d.journalPath, err)
 	}
 	d.done.expire(now)
+	d.replies.expire(now)
 	d.jsize, d.jlines = scan.good, scan.lines
 	if scan.torn > 0 {
 		if err := f.Truncate(scan.good); err != nil {
@@ -156,7 +177,15 @@ func (d *Dir) load() error {
 		d.cfg.logger.Warn("cursor: dropped a torn last line of the done-journal (a write cut short by a crash)",
 			"file", d.journalPath, "bytes", scan.torn)
 	}
-	if d.needCompact() {
+	damaged := len(scan.damaged) > 0 || scan.recovered > 0
+	if damaged {
+		d.cfg.logger.Warn("cursor: the done-journal has lines with NUL bytes (a power loss extended the file without "+
+			"writing its data); records read after stripping the NULs are kept, lines with none are skipped, "+
+			"and the journal is rewritten without them",
+			"file", d.journalPath, "recovered", scan.recovered, "skipped", len(scan.damaged),
+			"skipped_lines", scan.damaged[:min(len(scan.damaged), 10)])
+	}
+	if damaged || d.needCompact() {
 		d.compactLocked(now)
 	}
 	return nil
@@ -373,15 +402,10 @@ func (d *Dir) removeStaleTemps() {
 }
 
 // MarkDone implements [Dedup]: the marks are appended to the journal (and fsynced, unless
-// WithJournalSync(false)) before they count as done.
+// WithJournalSync(false)) before they count as done. It also deletes the reply records of msgIDs, as
+// [Lease.MarkDone] does.
 func (d *Dir) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if err := checkKey("open_kfid", openKfID); err != nil {
-		return err
-	}
-	if err := checkMsgIDs(msgIDs); err != nil {
+	if err := checkBatch(ctx, openKfID, msgIDs); err != nil {
 		return err
 	}
 	if len(msgIDs) == 0 {
@@ -396,23 +420,53 @@ func (d *Dir) markDoneFenced(l *localLease, msgIDs []string) error {
 }
 
 func (d *Dir) markDone(l *localLease, openKfID string, msgIDs []string) error {
-	gen, err := d.appendMarks(l, openKfID, msgIDs)
+	return d.writeJournal(l, "mark done", len(msgIDs),
+		func(buf []byte, now int64) []byte {
+			for _, id := range msgIDs {
+				buf = appendJournalRecord(buf, now, openKfID, id)
+			}
+			return buf
+		},
+		func(now int64) {
+			d.done.expire(now)
+			for _, id := range msgIDs {
+				d.done.add(openKfID, id, now, nil)
+				d.replies.remove(openKfID, id)
+			}
+		})
+}
+
+// putReplyFenced appends a reply record to the journal, like a done mark: the fence is checked under jmu, and
+// PutReply returns after the same group commit as MarkDone.
+func (d *Dir) putReplyFenced(l *localLease, msgID string, rec []byte) error {
+	return d.writeJournal(l, "put reply", 1,
+		func(buf []byte, now int64) []byte { return appendReplyRecord(buf, now, l.key, msgID, rec) },
+		func(now int64) {
+			d.replies.expire(now)
+			d.replies.add(l.key, msgID, now, slices.Clone(rec))
+		})
+}
+
+// writeJournal appends lines records made by encode to the journal, applies them to the in-memory sets
+// with apply (under dmu) and, with WithJournalSync(true), waits until they are on disk. If l is not nil,
+// nothing is written unless it holds its key (checked under jmu).
+func (d *Dir) writeJournal(l *localLease, op string, lines int, encode func(buf []byte, now int64) []byte, apply func(now int64)) error {
+	gen, err := d.appendJournal(l, op, lines, encode, apply)
 	if err != nil || !d.cfg.journalSync {
 		return err
 	}
 	return d.syncJournal(gen)
 }
 
-// appendMarks appends the marks to the journal and the in-memory set, and returns the append's
-// generation for syncJournal. If l is not nil, nothing is written unless it holds its key.
-func (d *Dir) appendMarks(l *localLease, openKfID string, msgIDs []string) (uint64, error) {
+// appendJournal is writeJournal without the fsync: it returns the append's generation for syncJournal.
+func (d *Dir) appendJournal(l *localLease, op string, lines int, encode func(buf []byte, now int64) []byte, apply func(now int64)) (uint64, error) {
 	d.jmu.Lock()
 	defer d.jmu.Unlock()
 	if d.closed.Load() {
 		return 0, ErrClosed
 	}
 	if l != nil {
-		if err := l.fence("mark done"); err != nil {
+		if err := l.fence(op); err != nil {
 			return 0, err
 		}
 	}
@@ -420,10 +474,7 @@ func (d *Dir) appendMarks(l *localLease, openKfID string, msgIDs []string) (uint
 		return 0, fmt.Errorf("cursor: journal %s is unusable after an earlier failure (reopen the Dir): %w", d.journalPath, d.jerr)
 	}
 	now := d.cfg.now().UnixMilli()
-	buf := make([]byte, 0, len(msgIDs)*(len(openKfID)+64))
-	for _, id := range msgIDs {
-		buf = appendJournalRecord(buf, now, openKfID, id)
-	}
+	buf := encode(make([]byte, 0, lines*128), now)
 	n, err := d.journal.Write(buf)
 	if err != nil {
 		if n > 0 {
@@ -432,16 +483,13 @@ func (d *Dir) appendMarks(l *localLease, openKfID string, msgIDs []string) (uint
 				d.jerr = terr
 			}
 		}
-		return 0, fmt.Errorf("cursor: append to %s: %w", d.journalPath, err)
+		return 0, fmt.Errorf("cursor: %s: append to %s: %w", op, d.journalPath, err)
 	}
 	d.jsize += int64(n)
-	d.jlines += len(msgIDs)
+	d.jlines += lines
 	d.jgen++
 	d.dmu.Lock()
-	d.done.expire(now)
-	for _, id := range msgIDs {
-		d.done.add(openKfID, id, now, nil)
-	}
+	apply(now)
 	d.dmu.Unlock()
 	if d.needCompact() {
 		d.compactLocked(now)
@@ -485,7 +533,7 @@ func (d *Dir) needCompact() bool {
 		return false
 	}
 	d.dmu.Lock()
-	live := d.done.live
+	live := d.done.live + d.replies.live
 	d.dmu.Unlock()
 	return d.jlines > 2*live
 }
@@ -495,9 +543,11 @@ func (d *Dir) needCompact() bool {
 func (d *Dir) compactLocked(now int64) {
 	d.dmu.Lock()
 	d.done.expire(now)
-	live := d.done.live
+	d.replies.expire(now)
+	live := d.done.live + d.replies.live
 	buf := make([]byte, 0, live*64)
 	d.done.each(func(e msgEntry, _ []byte) { buf = appendJournalRecord(buf, e.at, e.key, e.id) })
+	d.replies.each(func(e msgEntry, rec []byte) { buf = appendReplyRecord(buf, e.at, e.key, e.id, rec) })
 	d.dmu.Unlock()
 
 	f, err := d.createTemp(d.journalPath)
@@ -531,36 +581,23 @@ func (d *Dir) compactLocked(now int64) {
 
 // Done implements [Dedup].
 func (d *Dir) Done(ctx context.Context, openKfID string, msgIDs ...string) ([]bool, error) {
-	if err := ctx.Err(); err != nil {
-		return nil, err
-	}
-	if err := checkKey("open_kfid", openKfID); err != nil {
-		return nil, err
-	}
-	if err := checkMsgIDs(msgIDs); err != nil {
+	return dones(d.Lookup(ctx, openKfID, msgIDs...))
+}
+
+// Lookup implements [State] from memory: the done marks and reply records of the journal.
+func (d *Dir) Lookup(ctx context.Context, openKfID string, msgIDs ...string) ([]Status, error) {
+	if err := checkBatch(ctx, openKfID, msgIDs); err != nil {
 		return nil, err
 	}
 	if d.closed.Load() {
 		return nil, ErrClosed
 	}
 	now := d.cfg.now().UnixMilli()
-	out := make([]bool, len(msgIDs))
 	d.dmu.Lock()
+	defer d.dmu.Unlock()
 	d.done.expire(now)
-	for i, id := range msgIDs {
-		out[i] = d.done.has(openKfID, id, now)
-	}
-	d.dmu.Unlock()
-	return out, nil
-}
-
-var errNotImplemented = errors.New("cursor: Dir: reply records are not implemented yet")
-
-func (d *Dir) putReplyFenced(*localLease, string, []byte) error { return errNotImplemented }
-
-// Lookup implements [State]. Not implemented yet: it returns an error.
-func (d *Dir) Lookup(context.Context, string, ...string) ([]Status, error) {
-	return nil, errNotImplemented
+	d.replies.expire(now)
+	return lookup(&d.done, &d.replies, openKfID, msgIDs, now), nil
 }
 
 // Lock implements [Locker] between goroutines of this process (the directory lock keeps other processes out).
@@ -571,7 +608,7 @@ func (d *Dir) Lock(ctx context.Context, key string, ttl time.Duration) (Lease, e
 	return d.leases.lock(ctx, key, ttl)
 }
 
-// Close ends all leases (holders see [ErrLeaseLost]), waits for in-flight Save and MarkDone calls, syncs and
+// Close ends all leases (holders see [ErrLeaseLost]), waits for in-flight writes, syncs and
 // closes the journal and releases the directory lock. Afterwards every method returns [ErrClosed]. Close is
 // idempotent.
 func (d *Dir) Close() error {

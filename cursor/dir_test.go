@@ -352,6 +352,7 @@ func TestDirCorruptJournal(t *testing.T) {
 		{"missing time", `{"k":"wk","m":"m"}` + "\n"},
 		{"missing msgid", `{"t":1,"k":"wk"}` + "\n"},
 		{"over-long line", strings.Repeat("x", 200_000) + "\n"},
+		{"garbage before a line damaged by a power loss", "garbage\n\x00\x00\x00garbage\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -365,13 +366,22 @@ func TestDirCorruptJournal(t *testing.T) {
 	}
 }
 
+// compactionRetention is the retention of compactionDir.
+const compactionRetention = 10 * time.Hour
+
+// compactionDir returns a directory for a compaction test, its clock and the options to open it with.
+func compactionDir(t *testing.T) (string, *cursortest.Clock, []cursor.Option) {
+	clock := cursortest.NewClock(epoch)
+	return t.TempDir(), clock, []cursor.Option{
+		cursor.WithClock(clock.Now), cursor.WithRetention(compactionRetention), cursor.WithJournalSync(false),
+	}
+}
+
 func TestDirJournalCompaction(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	dir := t.TempDir()
-	clock := cursortest.NewClock(epoch)
-	const retention = 10 * time.Hour
-	opts := []cursor.Option{cursor.WithClock(clock.Now), cursor.WithRetention(retention), cursor.WithJournalSync(false)}
+	dir, clock, opts := compactionDir(t)
+	const retention = compactionRetention
 	d := openDir(t, dir, opts...)
 
 	ids := func(prefix string, n int) []string {
@@ -450,14 +460,7 @@ func TestDirCloseEndsEverything(t *testing.T) {
 	require.ErrorIs(t, lease.Err(), cursor.ErrLeaseLost, "a store that closed can save nothing more")
 	require.ErrorIs(t, lease.Release(ctx), cursor.ErrLeaseLost)
 
-	_, err = d.Load(ctx, "wk")
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	require.ErrorIs(t, d.Save(ctx, "wk", "c"), cursor.ErrClosed)
-	require.ErrorIs(t, d.MarkDone(ctx, "wk", "m"), cursor.ErrClosed)
-	_, err = d.Done(ctx, "wk", "m")
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	_, err = d.Lock(ctx, "wk", time.Minute)
-	require.ErrorIs(t, err, cursor.ErrClosed)
+	requireClosed(t, d, lease)
 	require.NoError(t, d.Close(), "Close is idempotent")
 
 	d2 := openDir(t, dir)
@@ -472,22 +475,32 @@ func TestMemoryClose(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, m.Close())
 	require.ErrorIs(t, lease.Err(), cursor.ErrLeaseLost)
-	_, err = m.Load(ctx, "wk")
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	require.ErrorIs(t, m.Save(ctx, "wk", "c"), cursor.ErrClosed)
-	require.ErrorIs(t, m.MarkDone(ctx, "wk", "m"), cursor.ErrClosed)
-	_, err = m.Done(ctx, "wk", "m")
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	_, err = m.Lock(ctx, "wk", time.Minute)
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	_, err = m.LoadMeta(ctx, "wk", "n")
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	_, err = m.Lookup(ctx, "wk", "m")
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	_, err = m.Accounts(ctx)
-	require.ErrorIs(t, err, cursor.ErrClosed)
-	require.ErrorIs(t, lease.Save(ctx, "c"), cursor.ErrClosed)
+	requireClosed(t, m, lease)
 	require.NoError(t, m.Close())
+}
+
+// requireClosed checks that every method of s, and every write of lease (a holding from before Close),
+// returns ErrClosed.
+func requireClosed(t *testing.T, s cursor.State, lease cursor.Lease) {
+	t.Helper()
+	ctx := context.Background()
+	errs := map[string]error{
+		"Save":           s.Save(ctx, "wk", "c"),
+		"MarkDone":       s.MarkDone(ctx, "wk", "m"),
+		"lease Save":     lease.Save(ctx, "c"),
+		"lease SetMeta":  lease.SetMeta(ctx, "n", "v"),
+		"lease MarkDone": lease.MarkDone(ctx, "m"),
+		"lease PutReply": lease.PutReply(ctx, "m", []byte("r")),
+	}
+	_, errs["Load"] = s.Load(ctx, "wk")
+	_, errs["Done"] = s.Done(ctx, "wk", "m")
+	_, errs["Lock"] = s.Lock(ctx, "wk", time.Minute)
+	_, errs["LoadMeta"] = s.LoadMeta(ctx, "wk", "n")
+	_, errs["Lookup"] = s.Lookup(ctx, "wk", "m")
+	_, errs["Accounts"] = s.Accounts(ctx)
+	for name, err := range errs {
+		require.ErrorIs(t, err, cursor.ErrClosed, name)
+	}
 }
 
 func isClosed(ch <-chan struct{}) bool {

@@ -3,8 +3,11 @@ package cursor
 import (
 	"bytes"
 	"encoding/json"
+	"math"
 	"os"
 	"path/filepath"
+	"reflect"
+	"strings"
 	"testing"
 	"unicode/utf8"
 )
@@ -77,24 +80,30 @@ func jsonEqual(t *testing.T, a, b []byte) bool {
 	return bytes.Equal(ja, jb)
 }
 
-type journalRec struct {
-	at      int64
-	key, id string
+// encodeJournalRecord writes rec back as the line parseJournal read it from.
+func encodeJournalRecord(buf []byte, rec journalRecord) []byte {
+	if rec.R != "" {
+		return appendReplyRecord(buf, rec.T, rec.K, rec.R, rec.B)
+	}
+	return appendJournalRecord(buf, rec.T, rec.K, rec.M)
 }
 
 func FuzzParseJournal(f *testing.F) {
 	f.Add([]byte(`{"t":1741944413000,"k":"wk","m":"m1"}` + "\n" + `{"t":1741944413001,"k":"wk","m":"m2"}` + "\n"))
 	f.Add([]byte(`{"t":1741944413000,"k":"wk","m":"m1"}` + "\n" + `{"t":17419`))
 	f.Add([]byte(`{"t":1,"k":"\u4e2d","m":"\ud83d\ude00"}` + "\r\n\n"))
+	f.Add([]byte(`{"t":1,"k":"wk","r":"m1","b":"AP8K"}` + "\n" + `{"t":2,"k":"wk","m":"m1"}` + "\n"))
+	f.Add([]byte(`{"t":1,"k":"wk","r":"m1","b":""}` + "\n"))
 	f.Add([]byte("garbage\n"))
 	f.Add([]byte("\x00\x00\x00"))
+	f.Add([]byte("\x00\x00\x00" + `{"t":1,"k":"wk","m":"m1"}` + "\n"))
+	f.Add([]byte(`{"t":1,"k"` + "\x00\x00\x00" + `{"t":1,"k":"wk","m":"m1"}` + "\n"))
+	f.Add(append(bytes.Repeat([]byte{0}, maxJournalLine+10), `{"t":1,"k":"wk","m":"m1"}`+"\n"...))
 	f.Add([]byte(`{"t":-1,"k":"wk","m":"m"}` + "\n"))
 	f.Add(bytes.Repeat([]byte("x"), maxJournalLine+10))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		var recs []journalRec
-		scan, err := parseJournal(bytes.NewReader(data), func(at int64, key, id string) {
-			recs = append(recs, journalRec{at, key, id})
-		})
+		var recs []journalRecord
+		scan, err := parseJournal(bytes.NewReader(data), func(rec journalRecord) { recs = append(recs, rec) })
 		if err != nil {
 			return
 		}
@@ -107,23 +116,26 @@ func FuzzParseJournal(f *testing.F) {
 		if bytes.IndexByte(data[scan.good:], '\n') >= 0 {
 			t.Fatalf("torn tail contains a newline")
 		}
+		if len(scan.damaged) > 0 && bytes.IndexByte(data, 0) < 0 {
+			t.Fatalf("lines %v skipped as damaged in a journal without NUL bytes", scan.damaged)
+		}
 		// Every record read is valid, and writing it again reads back the same.
 		var buf []byte
 		for _, r := range recs {
-			if r.at <= 0 || checkKey("k", r.key) != nil || checkMsgIDs([]string{r.id}) != nil {
+			id := r.M + r.R
+			if r.T <= 0 || checkKey("k", r.K) != nil || checkMsgIDs([]string{id}) != nil || (r.R != "") == (r.M != "") ||
+				(r.R != "" && checkReply(r.B) != nil) {
 				t.Fatalf("invalid record accepted: %+v", r)
 			}
-			buf = appendJournalRecord(buf, r.at, r.key, r.id)
+			buf = encodeJournalRecord(buf, r)
 		}
-		var again []journalRec
-		scan2, err := parseJournal(bytes.NewReader(buf), func(at int64, key, id string) {
-			again = append(again, journalRec{at, key, id})
-		})
+		var again []journalRecord
+		scan2, err := parseJournal(bytes.NewReader(buf), func(rec journalRecord) { again = append(again, rec) })
 		if err != nil || scan2.torn != 0 || len(again) != len(recs) {
 			t.Fatalf("rewritten journal: %v torn=%d, %d records of %d", err, scan2.torn, len(again), len(recs))
 		}
 		for i := range recs {
-			if recs[i] != again[i] {
+			if !reflect.DeepEqual(recs[i], again[i]) {
 				t.Fatalf("record %d: %+v became %+v", i, recs[i], again[i])
 			}
 		}
@@ -131,19 +143,25 @@ func FuzzParseJournal(f *testing.F) {
 }
 
 func FuzzJournalRecordRoundTrip(f *testing.F) {
-	f.Add(int64(1741944413000), "wkAbC", "msgid-1")
-	f.Add(int64(1), "账号", "😀\n\"\\")
-	f.Fuzz(func(t *testing.T, at int64, key, id string) {
-		if at <= 0 || checkKey("k", key) != nil || checkMsgIDs([]string{id}) != nil {
+	f.Add(int64(1741944413000), "wkAbC", "msgid-1", []byte(nil))
+	f.Add(int64(1), "账号", "😀\n\"\\", []byte{0, 0xff, '\n'})
+	// The longest line: every byte of the ids escaped as \u00XX, and the largest record.
+	f.Add(int64(math.MaxInt64), strings.Repeat("\x01", MaxKeyLen), strings.Repeat("\x01", MaxMsgIDLen), bytes.Repeat([]byte{0xff}, MaxReplyLen))
+	f.Fuzz(func(t *testing.T, at int64, key, id string, rec []byte) {
+		if at <= 0 || checkKey("k", key) != nil || checkMsgIDs([]string{id}) != nil || len(rec) > MaxReplyLen {
 			return
 		}
-		line := appendJournalRecord(nil, at, key, id)
+		want := journalRecord{T: at, K: key, M: id}
+		if len(rec) > 0 {
+			want = journalRecord{T: at, K: key, R: id, B: rec}
+		}
+		line := encodeJournalRecord(nil, want)
 		if len(line) > maxJournalLine {
 			t.Fatalf("record of %d bytes exceeds maxJournalLine %d", len(line), maxJournalLine)
 		}
-		var got []journalRec
-		scan, err := parseJournal(bytes.NewReader(line), func(a int64, k, m string) { got = append(got, journalRec{a, k, m}) })
-		if err != nil || scan.torn != 0 || len(got) != 1 || got[0] != (journalRec{at, key, id}) {
+		var got []journalRecord
+		scan, err := parseJournal(bytes.NewReader(line), func(r journalRecord) { got = append(got, r) })
+		if err != nil || scan.torn != 0 || len(got) != 1 || !reflect.DeepEqual(got[0], want) {
 			t.Fatalf("%q: %v %+v %+v", line, err, scan, got)
 		}
 		if !utf8.Valid(line) {

@@ -103,7 +103,11 @@ func (m *Memory) markDoneLocked(openKfID string, msgIDs []string) {
 
 // Done implements [Dedup].
 func (m *Memory) Done(ctx context.Context, openKfID string, msgIDs ...string) ([]bool, error) {
-	st, err := m.Lookup(ctx, openKfID, msgIDs...)
+	return dones(m.Lookup(ctx, openKfID, msgIDs...))
+}
+
+// dones is Done from the answer of Lookup.
+func dones(st []Status, err error) ([]bool, error) {
 	if err != nil {
 		return nil, err
 	}

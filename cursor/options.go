@@ -1,6 +1,7 @@
 package cursor
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"time"
@@ -64,10 +65,11 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithJournalSync chooses whether Dir.MarkDone fsyncs the done-journal before returning (default true). With
-// false, a done mark survives a process crash but may be lost on power failure, and the message may then be
-// dispatched again (WeCom rejects the replayed reply's client msgid as a duplicate). Cursor saves always fsync.
-// Memory ignores it.
+// WithJournalSync chooses whether Dir's MarkDone and PutReply (through a lease or not) fsync the done-journal
+// before returning (default true). With false, a done mark or reply record survives a process crash but may
+// be lost on power failure: the message may then be dispatched again (WeCom rejects the replayed reply's
+// client msgid as a duplicate), and a rerun that finds no reply record may answer differently. Cursor and
+// metadata saves always fsync. Memory ignores it.
 func WithJournalSync(on bool) Option {
 	return func(c *config) { c.journalSync = on }
 }
@@ -95,6 +97,17 @@ func checkValue(what, v string) error {
 		return fmt.Errorf("%w: %s is not valid UTF-8", ErrInvalidArgument, what)
 	}
 	return nil
+}
+
+// checkBatch makes the checks of MarkDone, Done and Lookup: ctx, then the arguments.
+func checkBatch(ctx context.Context, openKfID string, msgIDs []string) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := checkKey("open_kfid", openKfID); err != nil {
+		return err
+	}
+	return checkMsgIDs(msgIDs)
 }
 
 func checkMsgIDs(ids []string) error {
