@@ -10,49 +10,71 @@ import (
 	"github.com/wxkf/wxkf/cursor"
 )
 
-// Dedup design: one sorted set per account, <prefix>done:<open_kfid>, member = msgid, score = the Redis
+// Dedup design: one sorted set per account, <prefix>{<open_kfid>}:done, member = msgid, score = the Redis
 // server's time in ms when it was marked. Compared with one key per msgid:
-//   - a batch check is a single command (ZMSCORE) on a single key, so 1000 msgids cost one round trip and
-//     work unchanged on Redis Cluster (one slot per account);
-//   - expiry is exact without a key per msgid: Done counts a member only if its score is within the
-//     retention, by the server clock, so replicas with skewed clocks agree;
+//   - a batch check is a single script call on one slot (ZMSCORE), so 1000 msgids cost one round trip and
+//     work unchanged on Redis Cluster;
+//   - expiry is exact without a key per msgid: a member counts only if its score is within the retention,
+//     by the server clock, so replicas with skewed clocks agree;
 //   - it stays bounded: every MarkDone trims members older than the retention (ZREMRANGEBYSCORE) and sets
 //     the whole set to expire a retention after the last mark, so an idle account leaves nothing behind.
-// Both operations are Lua scripts so that reading TIME and acting on it is atomic.
+// Reply records follow the same design: a hash msgid → record, and a sorted set msgid → time put, trimmed by
+// PutReply and read through the same Lookup script. All of it is Lua, so that reading TIME and acting on it
+// (and checking the lease, for a fenced write) is atomic.
 
-// markScript: KEYS[1] the account's set; ARGV[1] retention (ms); ARGV[2..] msgids.
+// markScript marks msgids done and deletes their reply records. KEYS: lease, done, reply, reply_at; ARGV[1]
+// the lease value ("" for the unfenced Dedup.MarkDone), ARGV[2] retention (ms), ARGV[3..] msgids. Returns 0
+// (and writes nothing) if the lease does not hold that value, else 1.
 var markScript = goredis.NewScript(`
+if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ret = tonumber(ARGV[1])
-local args = {}
-for i = 2, #ARGV do
-  args[#args + 1] = now
-  args[#args + 1] = ARGV[i]
-  if #args >= 1000 then
-    redis.call('ZADD', KEYS[1], unpack(args))
-    args = {}
+local ret = tonumber(ARGV[2])
+local scored, ids = {}, {}
+local function flush()
+  redis.call('ZADD', KEYS[2], unpack(scored))
+  redis.call('HDEL', KEYS[3], unpack(ids))
+  redis.call('ZREM', KEYS[4], unpack(ids))
+  scored, ids = {}, {}
+end
+for i = 3, #ARGV do
+  scored[#scored + 1] = now
+  scored[#scored + 1] = ARGV[i]
+  ids[#ids + 1] = ARGV[i]
+  if #ids >= 500 then
+    flush()
   end
 end
-if #args > 0 then
-  redis.call('ZADD', KEYS[1], unpack(args))
+if #ids > 0 then
+  flush()
 end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ret)
-redis.call('PEXPIRE', KEYS[1], ret)
-return #ARGV - 1
+redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ret)
+redis.call('PEXPIRE', KEYS[2], ret)
+return 1
 `)
 
-// doneScript: KEYS[1] the account's set; ARGV[1] retention (ms); ARGV[2..] msgids (at most doneChunk).
-// Returns 1 for a msgid marked less than the retention ago, else 0, in order.
-var doneScript = goredis.NewScript(`
+// lookupScript: KEYS: done, reply, reply_at; ARGV[1] retention (ms), ARGV[2..] msgids (at most doneChunk).
+// Returns, in order, 1 for a msgid marked less than the retention ago, else its reply record if one was put
+// less than the retention ago, else 0.
+var lookupScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
+local n = #ARGV - 1
 local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, 2))
+local recs, puts = {}, {}
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  recs = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
+  puts = redis.call('ZMSCORE', KEYS[3], unpack(ARGV, 2))
+end
 local out = {}
-for i = 1, #ARGV - 1 do
+for i = 1, n do
   local s = scores[i]
   if s and tonumber(s) > cutoff then
     out[i] = 1
+  elseif recs[i] and puts[i] and tonumber(puts[i]) > cutoff then
+    out[i] = recs[i]
   else
     out[i] = 0
   end
@@ -78,69 +100,98 @@ func checkMsgIDs(ids []string) error {
 	return nil
 }
 
-// MarkDone implements cursor.Dedup: ZADD with the server time, trim what is older than the retention, and
-// PEXPIRE the set by the retention, atomically (one Lua script per 1000 msgids, pipelined).
-func (s *Store) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) error {
-	if err := checkKey("open_kfid", openKfID); err != nil {
+// checkBatch checks the arguments of MarkDone, Done and Lookup, then the Store and ctx.
+func (s *Store) checkBatch(ctx context.Context, openKfID string, msgIDs []string) error {
+	if err := checkAccount("open_kfid", openKfID); err != nil {
 		return err
 	}
 	if err := checkMsgIDs(msgIDs); err != nil {
 		return err
 	}
-	if err := s.ready(ctx); err != nil {
+	return s.ready(ctx)
+}
+
+// markKeys are the KEYS of markScript for openKfID.
+func (s *Store) markKeys(openKfID string) []string {
+	return []string{s.acct(openKfID, "lease"), s.acct(openKfID, "done"), s.acct(openKfID, "reply"), s.acct(openKfID, "reply_at")}
+}
+
+// MarkDone implements cursor.Dedup: ZADD with the server time, trim what is older than the retention, PEXPIRE
+// the set by the retention, and delete the msgids' reply records, atomically (one Lua script per 1000 msgids,
+// pipelined). It is not fenced: the sync engine marks through its lease.
+func (s *Store) MarkDone(ctx context.Context, openKfID string, msgIDs ...string) error {
+	if err := s.checkBatch(ctx, openKfID, msgIDs); err != nil {
 		return err
 	}
 	if len(msgIDs) == 0 {
 		return nil
 	}
-	if _, err := s.runChunked(ctx, markScript, s.key("done", openKfID), msgIDs); err != nil {
+	if _, err := s.runChunked(ctx, markScript, s.markKeys(openKfID), []any{"", s.retention.Milliseconds()}, msgIDs); err != nil {
 		return fmt.Errorf("cursor/redis: mark %d msgids done for %q: %w", len(msgIDs), openKfID, err)
 	}
 	return nil
 }
 
-// Done implements cursor.Dedup: ZMSCORE of the msgids against the server time, in one round trip.
+// Done implements cursor.Dedup: Lookup's answer without the reply records.
 func (s *Store) Done(ctx context.Context, openKfID string, msgIDs ...string) ([]bool, error) {
-	if err := checkKey("open_kfid", openKfID); err != nil {
-		return nil, err
-	}
-	if err := checkMsgIDs(msgIDs); err != nil {
-		return nil, err
-	}
-	if err := s.ready(ctx); err != nil {
-		return nil, err
-	}
-	if len(msgIDs) == 0 {
-		return []bool{}, nil
-	}
-	cmds, err := s.runChunked(ctx, doneScript, s.key("done", openKfID), msgIDs)
+	st, err := s.Lookup(ctx, openKfID, msgIDs...)
 	if err != nil {
-		return nil, fmt.Errorf("cursor/redis: check %d msgids for %q: %w", len(msgIDs), openKfID, err)
+		return nil, err
 	}
-	out := make([]bool, 0, len(msgIDs))
-	for _, cmd := range cmds {
-		vals, err := cmd.Int64Slice()
-		if err != nil {
-			return nil, fmt.Errorf("cursor/redis: check msgids for %q: %w", openKfID, err)
-		}
-		for _, v := range vals {
-			out = append(out, v == 1)
-		}
-	}
-	if len(out) != len(msgIDs) {
-		return nil, fmt.Errorf("cursor/redis: check msgids for %q: got %d answers for %d msgids", openKfID, len(out), len(msgIDs))
+	out := make([]bool, len(st))
+	for i, x := range st {
+		out[i] = x.Done
 	}
 	return out, nil
 }
 
-// runChunked runs script on key with ARGV = retention, ids…, doneChunk ids per call. A single chunk is one
+// Lookup implements cursor.State: one script per 1000 msgids (ZMSCORE of the done set; HMGET of the reply
+// records and ZMSCORE of their ages if the account has any), against the server time, in one round trip.
+func (s *Store) Lookup(ctx context.Context, openKfID string, msgIDs ...string) ([]cursor.Status, error) {
+	if err := s.checkBatch(ctx, openKfID, msgIDs); err != nil {
+		return nil, err
+	}
+	if err := s.migrate(ctx, openKfID); err != nil {
+		return nil, err
+	}
+	if len(msgIDs) == 0 {
+		return []cursor.Status{}, nil
+	}
+	keys := []string{s.acct(openKfID, "done"), s.acct(openKfID, "reply"), s.acct(openKfID, "reply_at")}
+	cmds, err := s.runChunked(ctx, lookupScript, keys, []any{s.retention.Milliseconds()}, msgIDs)
+	if err != nil {
+		return nil, fmt.Errorf("cursor/redis: look up %d msgids of %q: %w", len(msgIDs), openKfID, err)
+	}
+	out := make([]cursor.Status, 0, len(msgIDs))
+	for _, cmd := range cmds {
+		vals, err := cmd.Slice()
+		if err != nil {
+			return nil, fmt.Errorf("cursor/redis: look up msgids of %q: %w", openKfID, err)
+		}
+		for _, v := range vals {
+			switch v := v.(type) {
+			case int64:
+				out = append(out, cursor.Status{Done: v == 1})
+			case string:
+				out = append(out, cursor.Status{Reply: []byte(v)})
+			default:
+				return nil, fmt.Errorf("cursor/redis: look up msgids of %q: unexpected %T in the answer", openKfID, v)
+			}
+		}
+	}
+	if len(out) != len(msgIDs) {
+		return nil, fmt.Errorf("cursor/redis: look up msgids of %q: got %d answers for %d msgids", openKfID, len(out), len(msgIDs))
+	}
+	return out, nil
+}
+
+// runChunked runs script on keys with ARGV = head…, ids…, doneChunk ids per call. A single chunk is one
 // EVALSHA (falling back to EVAL); several are one pipeline of EVALSHA, reloading the script and resending
-// once if the server does not know it (after a restart or SCRIPT FLUSH). Both scripts are idempotent.
-func (s *Store) runChunked(ctx context.Context, script *goredis.Script, key string, ids []string) ([]*goredis.Cmd, error) {
-	keys := []string{key}
+// once if the server does not know it (after a restart or SCRIPT FLUSH). The scripts are idempotent.
+func (s *Store) runChunked(ctx context.Context, script *goredis.Script, keys []string, head []any, ids []string) ([]*goredis.Cmd, error) {
 	argv := func(chunk []string) []any {
-		a := make([]any, 0, len(chunk)+1)
-		a = append(a, s.retention.Milliseconds())
+		a := make([]any, 0, len(head)+len(chunk))
+		a = append(a, head...)
 		for _, id := range chunk {
 			a = append(a, id)
 		}
@@ -161,6 +212,7 @@ func (s *Store) runChunked(ctx context.Context, script *goredis.Script, key stri
 	}
 	cmds, err := send()
 	if err != nil && goredis.HasErrorPrefix(err, "NOSCRIPT") {
+		// On a ClusterClient, SCRIPT LOAD reaches every master.
 		if lerr := script.Load(ctx, s.c).Err(); lerr != nil {
 			return nil, lerr
 		}

@@ -3,24 +3,154 @@ package redis
 import (
 	"context"
 	"errors"
+	"fmt"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/wxkf/wxkf/cursor"
 )
 
-var errNotImplemented = errors.New("cursor/redis: fenced writes are not implemented yet")
+// A fenced write is one script whose KEYS[1] is the lease and ARGV[1] the holding's value: it writes only if
+// the lease still holds that value, and returns 1, else it writes nothing and returns 0. The check and the
+// write are atomic on the server, so once another holder took the key (which it can only do after this
+// holding's key expired or was deleted) nothing of this holding lands.
 
-// Key implements cursor.Lease.
-func (l *lease) Key() string { return l.key }
+// setScript: KEYS: lease, target; ARGV: lease value, field, value. An empty field SETs the target string (the
+// cursor); else HSETs field in the target hash (metadata).
+var setScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[2], ARGV[3])
+else
+  redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+end
+return 1
+`)
 
-// Token implements cursor.Lease. Not implemented yet: always 0.
-func (l *lease) Token() uint64 { return 0 }
+// putReplyScript: KEYS: lease, reply, reply_at; ARGV: lease value, retention (ms), msgid, record. Stores the
+// record with the server time, drops up to 1000 records older than the retention, and sets both keys to
+// expire a retention after this put.
+var putReplyScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then
+  return 0
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local ret = tonumber(ARGV[2])
+local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - ret, 'LIMIT', 0, 1000)
+if #old > 0 then
+  redis.call('HDEL', KEYS[2], unpack(old))
+  redis.call('ZREM', KEYS[3], unpack(old))
+end
+redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
+redis.call('ZADD', KEYS[3], now, ARGV[3])
+redis.call('PEXPIRE', KEYS[2], ret)
+redis.call('PEXPIRE', KEYS[3], ret)
+return 1
+`)
 
-// Save implements cursor.Lease. Not implemented yet.
-func (l *lease) Save(context.Context, string) error { return errNotImplemented }
+// Save implements cursor.Lease: SET <prefix>{<key>}:cursor in a fenced script.
+func (l *lease) Save(ctx context.Context, cur string) error {
+	if err := checkValue("cursor", cur); err != nil {
+		return err
+	}
+	return l.write(ctx, "save cursor", setScript, []string{l.s.acct(l.key, "cursor")}, "", cur)
+}
 
-// SetMeta implements cursor.Lease. Not implemented yet.
-func (l *lease) SetMeta(context.Context, string, string) error { return errNotImplemented }
+// SetMeta implements cursor.Lease: HSET <prefix>{<key>}:meta <name> <value> in a fenced script.
+func (l *lease) SetMeta(ctx context.Context, name, value string) error {
+	if err := checkMetaName(name); err != nil {
+		return err
+	}
+	if err := checkValue("metadata value", value); err != nil {
+		return err
+	}
+	return l.write(ctx, "set "+name, setScript, []string{l.s.acct(l.key, "meta")}, name, value)
+}
 
-// MarkDone implements cursor.Lease. Not implemented yet.
-func (l *lease) MarkDone(context.Context, ...string) error { return errNotImplemented }
+// PutReply implements cursor.Lease: HSET of <prefix>{<key>}:reply and ZADD of its age to
+// <prefix>{<key>}:reply_at (server time), in a fenced script that also drops expired records.
+func (l *lease) PutReply(ctx context.Context, msgID string, rec []byte) error {
+	if err := checkMsgIDs([]string{msgID}); err != nil {
+		return err
+	}
+	if len(rec) == 0 || len(rec) > cursor.MaxReplyLen {
+		return fmt.Errorf("%w: reply record is %d bytes, want 1 to %d", cursor.ErrInvalidArgument, len(rec), cursor.MaxReplyLen)
+	}
+	return l.write(ctx, "put reply", putReplyScript, []string{l.s.acct(l.key, "reply"), l.s.acct(l.key, "reply_at")},
+		l.s.retention.Milliseconds(), msgID, rec)
+}
 
-// PutReply implements cursor.Lease. Not implemented yet.
-func (l *lease) PutReply(context.Context, string, []byte) error { return errNotImplemented }
+// MarkDone implements cursor.Lease: Dedup.MarkDone's script, fenced. More than 1000 msgids take one script
+// per 1000, pipelined: each is atomic and fenced, so if the lease is lost between two of them, the marks
+// made before the loss stay (they were made while the lease held the key) and the others are refused.
+func (l *lease) MarkDone(ctx context.Context, msgIDs ...string) error {
+	if err := checkMsgIDs(msgIDs); err != nil {
+		return err
+	}
+	const op = "mark done"
+	if err := l.prepare(ctx, op, len(msgIDs) > 0); err != nil || len(msgIDs) == 0 {
+		return err
+	}
+	cmds, err := l.s.runChunked(ctx, markScript, l.s.markKeys(l.key), []any{l.value, l.s.retention.Milliseconds()}, msgIDs)
+	ok := err == nil
+	for _, cmd := range cmds {
+		n, cerr := cmd.Int()
+		if err == nil {
+			err = cerr
+		}
+		ok = ok && n == 1
+	}
+	return l.result(op, err, ok)
+}
+
+// write runs a fenced script with KEYS = lease, keys… and ARGV = the holding's value, args….
+func (l *lease) write(ctx context.Context, op string, script *goredis.Script, keys []string, args ...any) error {
+	if err := l.prepare(ctx, op, true); err != nil {
+		return err
+	}
+	n, err := script.Run(ctx, l.s.c, append([]string{l.rkey}, keys...), append([]any{l.value}, args...)...).Int()
+	return l.result(op, err, n == 1)
+}
+
+// prepare refuses a write through a lease that Err says is no longer held and, before the first write of
+// this holding that changes something, adds the key to <prefix>accounts (SADD: in a Cluster that set has a
+// slot of its own, so it cannot be in the script; once per holding, not once per write).
+func (l *lease) prepare(ctx context.Context, op string, writes bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := l.Err(); err != nil {
+		return l.refused(op, err)
+	}
+	if !writes || l.registered.Load() {
+		return nil
+	}
+	if err := l.s.c.SAdd(ctx, l.s.registry(), l.key).Err(); err != nil {
+		return fmt.Errorf("cursor/redis: %s of %q: register the account: %w", op, l.key, err)
+	}
+	l.registered.Store(true)
+	return nil
+}
+
+func (l *lease) refused(op string, err error) error {
+	return fmt.Errorf("cursor/redis: %s of %q refused: %w", op, l.key, err)
+}
+
+// result turns the answer of a fenced script into Lease's error: a script that found another value (or none)
+// under the lease ends the lease with cursor.ErrLeaseLost.
+func (l *lease) result(op string, err error, ok bool) error {
+	switch {
+	case err != nil:
+		return fmt.Errorf("cursor/redis: %s of %q: %w", op, l.key, err)
+	case ok:
+		return nil
+	}
+	l.lose("a write found another holder or no lease", nil)
+	if err := l.Err(); errors.Is(err, cursor.ErrReleased) {
+		return l.refused(op, err) // released while the write was on its way
+	}
+	return l.refused(op, cursor.ErrLeaseLost)
+}

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
+	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -15,7 +17,19 @@ import (
 	"github.com/wxkf/wxkf/cursor"
 )
 
-// renewScript: extend the lease only if this holder's token is still the one stored (compare-and-PEXPIRE).
+// lockScript takes a free lease: KEYS[1] the lease, KEYS[2] the fencing counter; ARGV[1] the holder's random
+// hex, ARGV[2] the ttl (ms). If the lease is free it sets it to "<token>:<hex>" with PX ttl, where token is the
+// counter incremented, and returns the token; else it returns nil and changes nothing.
+var lockScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return false
+end
+local token = redis.call('INCR', KEYS[2])
+redis.call('SET', KEYS[1], token .. ':' .. ARGV[1], 'PX', ARGV[2])
+return token
+`)
+
+// renewScript: extend the lease only if this holding's value is still the one stored (compare-and-PEXPIRE).
 var renewScript = goredis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('PEXPIRE', KEYS[1], ARGV[2])
@@ -23,8 +37,8 @@ end
 return 0
 `)
 
-// releaseScript: delete the lease only if this holder's token is still the one stored (compare-and-DEL), so a
-// holder whose lease expired cannot free its successor's.
+// releaseScript: delete the lease only if this holding's value is still the one stored (compare-and-DEL), so
+// a holder whose lease expired cannot free its successor's.
 var releaseScript = goredis.NewScript(`
 if redis.call('GET', KEYS[1]) == ARGV[1] then
   return redis.call('DEL', KEYS[1])
@@ -32,14 +46,17 @@ end
 return 0
 `)
 
-// Lock implements cursor.Locker with SET <prefix>lease:<key> <random token> NX PX ttl, polling every ~ttl/10
-// (between 5 and 100 ms, jittered) while another holder has it. Once held, the lease is renewed every ttl/3
+// Lock implements cursor.Locker with a script on <prefix>{<key>}:lease: if the key is free, INCR the fencing
+// counter <prefix>{<key>}:fence and SET the lease to "<token>:<random hex>" PX ttl. While another holder has
+// it, Lock polls every ~ttl/10 (between 5 and 100 ms, jittered). Once held, the lease is renewed every ttl/3
 // by a compare-and-PEXPIRE script. It is lost (Done closed, Err = cursor.ErrLeaseLost) as soon as a renewal
-// finds another token or no key, or when renewals have failed (Redis unreachable) until the local deadline:
-// ttl after the last successful renewal was *sent*, which is never later than Redis's own expiry, so the
-// holder learns of the loss before anyone else can take the key. A Redis error while acquiring is returned.
+// or a fenced write finds another value or no key, or when renewals have failed (Redis unreachable) until
+// the local deadline: ttl after the last successful renewal was *sent*, which is never later than Redis's
+// own expiry, so the holder learns of the loss before anyone else can take the key. Err reads the deadline
+// itself (time.Now, monotonic), so a process paused past it sees the loss at once on resuming. A Redis error
+// while acquiring is returned. key must not contain '{' or '}'.
 func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (cursor.Lease, error) {
-	if err := checkKey("lease key", key); err != nil {
+	if err := checkAccount("lease key", key); err != nil {
 		return nil, err
 	}
 	if ttl < time.Millisecond {
@@ -48,22 +65,23 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (cursor
 	if err := s.ready(ctx); err != nil {
 		return nil, err
 	}
-	var tok [16]byte
-	_, _ = rand.Read(tok[:]) // never fails (crypto/rand.Read panics rather than returning an error)
-	token := hex.EncodeToString(tok[:])
-	rkey := s.key("lease", key)
+	var random [16]byte
+	_, _ = rand.Read(random[:]) // never fails (crypto/rand.Read panics rather than returning an error)
+	hexed := hex.EncodeToString(random[:])
+	keys := []string{s.acct(key, "lease"), s.acct(key, "fence")}
 	poll := min(max(ttl/10, 5*time.Millisecond), 100*time.Millisecond)
 	for {
 		sent := time.Now()
-		ok, err := s.c.SetNX(ctx, rkey, token, ttl).Result()
-		if err != nil {
+		token, err := lockScript.Run(ctx, s.c, keys, hexed, ttl.Milliseconds()).Int64()
+		switch {
+		case err == nil:
+			value := strconv.FormatInt(token, 10) + ":" + hexed
+			return s.newLease(key, value, uint64(token), ttl, sent.Add(ttl)), nil
+		case !errors.Is(err, goredis.Nil):
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, cerr
 			}
 			return nil, fmt.Errorf("cursor/redis: lock %q: %w", key, err)
-		}
-		if ok {
-			return s.newLease(key, rkey, token, ttl, sent.Add(ttl)), nil
 		}
 		timer := time.NewTimer(poll/2 + mathrand.N(poll))
 		select {
@@ -75,38 +93,54 @@ func (s *Store) Lock(ctx context.Context, key string, ttl time.Duration) (cursor
 	}
 }
 
+// lease is one holding of a key: the value "<token>:<hex>" stored under <prefix>{<key>}:lease.
 type lease struct {
 	s     *Store
-	key   string // as given to Lock, for messages
-	rkey  string
-	token string
+	key   string // as given to Lock
+	rkey  string // <prefix>{<key>}:lease
+	value string
+	token uint64
 	ttl   time.Duration
 
-	mu      sync.Mutex
-	err     error // nil while held
-	done    chan struct{}
-	cancel  context.CancelFunc // aborts an in-flight renewal when the lease ends
-	ctx     context.Context
-	stopped chan struct{} // closed when the renewer returned
+	registered atomic.Bool // key was added to <prefix>accounts by this holding
+
+	mu       sync.Mutex
+	err      error     // nil while held
+	deadline time.Time // ttl after the last successful renewal was sent
+	done     chan struct{}
+	cancel   context.CancelFunc // aborts an in-flight renewal when the lease ends
+	ctx      context.Context
+	stopped  chan struct{} // closed when the renewer returned
 }
 
-func (s *Store) newLease(key, rkey, token string, ttl time.Duration, deadline time.Time) *lease {
+func (s *Store) newLease(key, value string, token uint64, ttl time.Duration, deadline time.Time) *lease {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &lease{
-		s: s, key: key, rkey: rkey, token: token, ttl: ttl,
-		done: make(chan struct{}), ctx: ctx, cancel: cancel, stopped: make(chan struct{}),
+		s: s, key: key, rkey: s.acct(key, "lease"), value: value, token: token, ttl: ttl,
+		deadline: deadline, done: make(chan struct{}), ctx: ctx, cancel: cancel, stopped: make(chan struct{}),
 	}
 	go l.renew(deadline)
 	return l
 }
 
+// Done implements cursor.Lease.
 func (l *lease) Done() <-chan struct{} { return l.done }
 
+// Err implements cursor.Lease: the renewer's verdict, or cursor.ErrLeaseLost once the deadline has passed.
 func (l *lease) Err() error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.err == nil && !time.Now().Before(l.deadline) {
+		return cursor.ErrLeaseLost
+	}
 	return l.err
 }
+
+// Key implements cursor.Lease.
+func (l *lease) Key() string { return l.key }
+
+// Token implements cursor.Lease: the value of <prefix>{<key>}:fence that Lock's INCR returned.
+func (l *lease) Token() uint64 { return l.token }
 
 // end records why the lease ended (first call wins) and reports whether this call ended it.
 func (l *lease) end(err error) bool {
@@ -145,11 +179,14 @@ func (l *lease) renew(deadline time.Time) {
 		}
 		sent := time.Now()
 		rctx, cancel := context.WithDeadline(l.ctx, deadline)
-		n, err := renewScript.Run(rctx, l.s.c, []string{l.rkey}, l.token, l.ttl.Milliseconds()).Int()
+		n, err := renewScript.Run(rctx, l.s.c, []string{l.rkey}, l.value, l.ttl.Milliseconds()).Int()
 		cancel()
 		switch {
 		case err == nil && n == 1:
 			deadline = sent.Add(l.ttl)
+			l.mu.Lock()
+			l.deadline = deadline
+			l.mu.Unlock()
 			expiry.Reset(time.Until(deadline))
 			tick.Reset(interval)
 		case err == nil:
@@ -168,9 +205,12 @@ func (l *lease) renew(deadline time.Time) {
 	}
 }
 
-// Release implements cursor.Lease: it stops renewal, then deletes the key if it still holds this lease's
-// token (compare-and-DEL).
+// Release implements cursor.Lease: it stops renewal, then deletes the key if it still holds this holding's
+// value (compare-and-DEL). A lease past its deadline was lost, not released.
 func (l *lease) Release(ctx context.Context) error {
+	if errors.Is(l.Err(), cursor.ErrLeaseLost) {
+		l.lose("not renewed before it expired", nil)
+	}
 	ended := l.end(cursor.ErrReleased)
 	<-l.stopped
 	if !ended {
@@ -179,7 +219,7 @@ func (l *lease) Release(ctx context.Context) error {
 		}
 		return nil
 	}
-	n, err := releaseScript.Run(ctx, l.s.c, []string{l.rkey}, l.token).Int()
+	n, err := releaseScript.Run(ctx, l.s.c, []string{l.rkey}, l.value).Int()
 	if err != nil {
 		return fmt.Errorf("cursor/redis: release lease %q (it expires after its ttl): %w", l.key, err)
 	}

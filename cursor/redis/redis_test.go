@@ -10,7 +10,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
-	"go.uber.org/goleak"
 
 	"github.com/wxkf/wxkf/cursor"
 	"github.com/wxkf/wxkf/cursor/cursortest"
@@ -18,134 +17,201 @@ import (
 	"github.com/wxkf/wxkf/cursor/redis/redistest"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
-
-func newClient(t testing.TB, addr string) *goredis.Client {
-	c := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
-
-var prefixes atomic.Int64
-
-// uniquePrefix gives each store its own keys on a shared server.
-func uniquePrefix(t testing.TB) string {
-	return fmt.Sprintf("test%d:%s:", prefixes.Add(1), t.Name())
-}
-
-func TestConformance(t *testing.T) {
-	t.Parallel()
-	addr, _, _ := redistest.Start(t)
-	admin := newClient(t, addr)
+// The conformance suite, with real time (the retention is short) and a renewal staller for Lease/ErrAtDeadline:
+// the renewals are held back in the client, so that the lease's deadline passes while the renewer is stuck
+// and only Err's own clock can report the loss.
+func testConformance(t *testing.T, b *backend) {
 	const retention = 2 * time.Second
 	cursortest.Run(t, func(t *testing.T) *cursortest.Harness {
 		prefix := uniquePrefix(t)
 		var open func() *cursortest.Harness
 		open = func() *cursortest.Harness {
-			s := redis.New(newClient(t, addr), redis.WithPrefix(prefix), redis.WithRetention(retention))
+			c := b.client(t)
+			staller := &renewStaller{}
+			c.AddHook(staller)
+			s := redis.New(c, redis.WithPrefix(prefix), redis.WithRetention(retention))
 			return &cursortest.Harness{
-				Store: s, Locker: s, Dedup: s,
+				State:     s,
 				Retention: retention,
 				Advance:   time.Sleep,
 				ExpireLease: func(key string) {
-					require.NoError(t, admin.Del(context.Background(), prefix+"lease:"+key).Err())
+					require.NoError(t, b.admin.Del(context.Background(), prefix+"{"+key+"}:lease").Err())
 				},
-				Reopen: open, // a new client and Store over the same server and prefix
+				Reopen:        open, // a new client and Store over the same server and prefix
+				StallRenewals: staller.stall,
 			}
 		}
 		return open()
 	})
 }
 
-func TestKeysStayUnderPrefix(t *testing.T) {
-	t.Parallel()
+// Every key is under the prefix, and an account's keys share one hash tag, so one Cluster slot.
+func testKeyLayout(t *testing.T, b *backend) {
 	ctx := context.Background()
-	addr, _, _ := redistest.Start(t)
-	c := newClient(t, addr)
-	s := redis.New(c, redis.WithPrefix("bot1:"))
+	p := uniquePrefix(t)
+	s := redis.New(b.client(t), redis.WithPrefix(p))
 	require.NoError(t, s.Save(ctx, "wk", "c"))
 	require.NoError(t, s.MarkDone(ctx, "wk", "m"))
 	require.NoError(t, s.Set(ctx, "tok", "secret", time.Minute))
 	l, err := s.Lock(ctx, "wk", time.Minute)
 	require.NoError(t, err)
-	keys, err := c.Keys(ctx, "*").Result()
-	require.NoError(t, err)
-	require.ElementsMatch(t, []string{"bot1:cursor:wk", "bot1:done:wk", "bot1:token:tok", "bot1:lease:wk"}, keys)
+	require.NoError(t, l.SetMeta(ctx, "history_before", "1"))
+	require.NoError(t, l.PutReply(ctx, "m2", []byte("r")))
+	want := []string{"{wk}:cursor", "{wk}:done", "{wk}:lease", "{wk}:fence", "{wk}:meta", "{wk}:reply",
+		"{wk}:reply_at", "accounts", "token:tok"}
+	for i := range want {
+		want[i] = p + want[i]
+	}
+	require.ElementsMatch(t, want, b.keys(t, p))
 	require.NoError(t, l.Release(ctx))
 
-	// The default prefix.
-	d := redis.New(c)
-	require.NoError(t, d.Save(ctx, "wk", "c"))
-	n, err := c.Exists(ctx, redis.DefaultPrefix+"cursor:wk").Result()
-	require.NoError(t, err)
-	require.Equal(t, int64(1), n)
+	if c, ok := b.admin.(*goredis.ClusterClient); ok {
+		slot, err := c.ClusterKeySlot(ctx, p+"{wk}:cursor").Result()
+		require.NoError(t, err)
+		for _, k := range want[:7] {
+			got, err := c.ClusterKeySlot(ctx, k).Result()
+			require.NoError(t, err)
+			require.Equal(t, slot, got, k)
+		}
+	}
 
 	// Two prefixes are two independent stores.
-	other := redis.New(c, redis.WithPrefix("bot2:"))
+	other := redis.New(b.client(t), redis.WithPrefix(uniquePrefix(t)))
 	got, err := other.Load(ctx, "wk")
 	require.NoError(t, err)
 	require.Empty(t, got)
 }
 
-func TestDedupSetIsBounded(t *testing.T) {
+func TestDefaultPrefix(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	addr, _, _ := redistest.Start(t)
 	c := newClient(t, addr)
-	const retention = time.Second
-	s := redis.New(c, redis.WithPrefix("b:"), redis.WithRetention(retention))
+	require.NoError(t, redis.New(c).Save(ctx, "wk", "c"))
+	n, err := c.Exists(ctx, redis.DefaultPrefix+"{wk}:cursor").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+}
+
+// boundedRetention is the retention of newBoundedStore.
+const boundedRetention = time.Second
+
+// newBoundedStore returns a client, a fresh prefix and a Store with a retention of a second on them.
+func newBoundedStore(t *testing.T, b *backend) (goredis.UniversalClient, string, *redis.Store) {
+	c, p := b.client(t), uniquePrefix(t)
+	return c, p, redis.New(c, redis.WithPrefix(p), redis.WithRetention(boundedRetention))
+}
+
+// requireExpiry checks that key expires within d.
+func requireExpiry(t *testing.T, c goredis.UniversalClient, key string, d time.Duration) {
+	t.Helper()
+	pttl, err := c.PTTL(context.Background(), key).Result()
+	require.NoError(t, err)
+	require.Greater(t, pttl, time.Duration(0), "%s expires when the account goes idle", key)
+	require.LessOrEqual(t, pttl, d, key)
+}
+
+func testDedupSetIsBounded(t *testing.T, b *backend) {
+	ctx := context.Background()
+	c, p, s := newBoundedStore(t, b)
+	const retention = boundedRetention
 	ids := make([]string, 500)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("old-%d", i)
 	}
 	require.NoError(t, s.MarkDone(ctx, "wk", ids...))
-	pttl, err := c.PTTL(ctx, "b:done:wk").Result()
-	require.NoError(t, err)
-	require.Greater(t, pttl, time.Duration(0), "the set expires when the account goes idle")
-	require.LessOrEqual(t, pttl, retention)
+	key := p + "{wk}:done"
+	requireExpiry(t, c, key, retention)
 
 	time.Sleep(retention + 100*time.Millisecond)
 	require.NoError(t, s.MarkDone(ctx, "wk", "new"))
-	n, err := c.ZCard(ctx, "b:done:wk").Result()
+	n, err := c.ZCard(ctx, key).Result()
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n, "marks older than the retention are trimmed")
 
 	time.Sleep(retention + 100*time.Millisecond)
-	exists, err := c.Exists(ctx, "b:done:wk").Result()
+	exists, err := c.Exists(ctx, key).Result()
 	require.NoError(t, err)
 	require.Zero(t, exists, "an idle account leaves nothing behind")
 }
 
-// Batches above one script call are pipelined; after SCRIPT FLUSH (or a restart) the scripts are reloaded.
-func TestDedupLargeBatchAndScriptFlush(t *testing.T) {
-	t.Parallel()
+// Reply records are trimmed by PutReply once expired, deleted by MarkDone, and expire with an idle account.
+func testReplyRecordsBounded(t *testing.T, b *backend) {
 	ctx := context.Background()
-	addr, _, _ := redistest.Start(t)
-	c := newClient(t, addr)
-	s := redis.New(c)
+	c, p, s := newBoundedStore(t, b)
+	const retention = boundedRetention
+	l, err := s.Lock(ctx, "wk", time.Minute)
+	require.NoError(t, err)
+	defer func() { require.NoError(t, l.Release(ctx)) }()
+	for i := range 50 {
+		require.NoError(t, l.PutReply(ctx, fmt.Sprintf("old-%d", i), []byte("r")))
+	}
+	require.NoError(t, l.MarkDone(ctx, "old-0", "old-1"))
+	n, err := c.HLen(ctx, p+"{wk}:reply").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(48), n, "MarkDone deletes the records of its msgids")
+	requireExpiry(t, c, p+"{wk}:reply", retention)
+	requireExpiry(t, c, p+"{wk}:reply_at", retention)
+
+	time.Sleep(retention + 100*time.Millisecond)
+	exists, err := c.Exists(ctx, p+"{wk}:reply", p+"{wk}:reply_at").Result()
+	require.NoError(t, err)
+	require.Zero(t, exists, "an idle account leaves no records behind")
+
+	for i := range 50 {
+		require.NoError(t, l.PutReply(ctx, fmt.Sprintf("mid-%d", i), []byte("r")))
+	}
+	time.Sleep(retention + 100*time.Millisecond)
+	require.NoError(t, l.PutReply(ctx, "new", []byte("r")))
+	n, err = c.HLen(ctx, p+"{wk}:reply").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n, "PutReply drops the expired records")
+	n, err = c.ZCard(ctx, p+"{wk}:reply_at").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+}
+
+// Batches above one script call are pipelined; after SCRIPT FLUSH (or a restart) the scripts are reloaded.
+func testDedupLargeBatchAndScriptFlush(t *testing.T, b *backend) {
+	ctx := context.Background()
+	b = b.private(t) // SCRIPT FLUSH would change the command counts of the tests beside it
+	s := redis.New(b.client(t), redis.WithPrefix(uniquePrefix(t)))
+	flush := func() {
+		require.NoError(t, b.eachMaster(ctx, func(ctx context.Context, c *goredis.Client) error {
+			return c.ScriptFlush(ctx).Err()
+		}))
+	}
 	ids := make([]string, 2500)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("m%d", i)
 	}
 	for round := range 2 {
-		require.NoError(t, c.ScriptFlush(ctx).Err())
+		flush()
 		require.NoError(t, s.MarkDone(ctx, "wk", ids[:2000]...), "round %d", round)
-		require.NoError(t, c.ScriptFlush(ctx).Err())
+		flush()
 		got, err := s.Done(ctx, "wk", ids...)
 		require.NoError(t, err, "round %d", round)
 		require.Len(t, got, len(ids))
 		for i, ok := range got {
 			require.Equal(t, i < 2000, ok, "index %d", i)
 		}
+		flush()
+		l, err := s.Lock(ctx, "wkLease", time.Minute)
+		require.NoError(t, err, "round %d", round)
+		flush()
+		require.NoError(t, l.MarkDone(ctx, ids...), "round %d", round)
+		require.NoError(t, l.Release(ctx))
+		got, err = s.Done(ctx, "wkLease", ids...)
+		require.NoError(t, err, "round %d", round)
+		require.NotContains(t, got, false, "round %d", round)
 	}
 }
 
-func TestTokenStore(t *testing.T) {
-	t.Parallel()
+func testTokenStore(t *testing.T, b *backend) {
 	ctx := context.Background()
-	addr, _, _ := redistest.Start(t)
-	c := newClient(t, addr)
-	s := redis.New(c, redis.WithPrefix("t:"))
+	c := b.client(t)
+	p := uniquePrefix(t)
+	s := redis.New(c, redis.WithPrefix(p))
 
 	v, ttl, err := s.Get(ctx, "corp1")
 	require.NoError(t, err)
@@ -171,7 +237,7 @@ func TestTokenStore(t *testing.T) {
 	require.Empty(t, v, "expired")
 	require.Zero(t, ttl)
 
-	require.NoError(t, c.Set(ctx, "t:token:persistent", "v", 0).Err())
+	require.NoError(t, c.Set(ctx, p+"token:persistent", "v", 0).Err())
 	v, ttl, err = s.Get(ctx, "persistent")
 	require.NoError(t, err)
 	require.Equal(t, "v", v)
@@ -191,21 +257,34 @@ type tokenStore interface {
 
 var _ tokenStore = (*redis.Store)(nil)
 
-func TestNilClient(t *testing.T) {
+// A nil client, and an invalid option, are reported by every method as an invalid argument.
+func TestInvalidStore(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	s := redis.New(nil)
-	_, err := s.Load(ctx, "wk")
-	require.Error(t, err)
-	require.Error(t, s.Save(ctx, "wk", "c"))
-	require.Error(t, s.MarkDone(ctx, "wk", "m"))
-	_, err = s.Done(ctx, "wk", "m")
-	require.Error(t, err)
-	_, err = s.Lock(ctx, "wk", time.Second)
-	require.Error(t, err)
-	_, _, err = s.Get(ctx, "k")
-	require.Error(t, err)
-	require.Error(t, s.Set(ctx, "k", "v", time.Second))
+	for name, s := range map[string]*redis.Store{
+		"nil client":          redis.New(nil),
+		"prefix with a brace": redis.New(newClient(t, "127.0.0.1:1"), redis.WithPrefix("a{b}:")),
+		"nil option before":   redis.New(nil, nil, redis.WithPrefix("p:")),
+	} {
+		_, err := s.Load(ctx, "wk")
+		errs := map[string]error{
+			"Load":     err,
+			"Save":     s.Save(ctx, "wk", "c"),
+			"MarkDone": s.MarkDone(ctx, "wk", "m"),
+			"Set":      s.Set(ctx, "k", "v", time.Second),
+		}
+		_, errs["Done"] = s.Done(ctx, "wk", "m")
+		_, errs["Lookup"] = s.Lookup(ctx, "wk", "m")
+		_, errs["LoadMeta"] = s.LoadMeta(ctx, "wk", "n")
+		_, errs["Accounts"] = s.Accounts(ctx)
+		_, errs["Lock"] = s.Lock(ctx, "wk", time.Second)
+		_, _, errs["Get"] = s.Get(ctx, "k")
+		for method, err := range errs {
+			require.ErrorIs(t, err, cursor.ErrInvalidArgument, "%s: %s", name, method)
+		}
+	}
+	// Nil options are ignored.
+	require.NotPanics(t, func() { redis.New(newClient(t, "127.0.0.1:1"), nil, nil) })
 }
 
 // Redis stops mid-run: every call returns an error (never a "none" answer), a held lease reports its loss, nothing
@@ -229,9 +308,15 @@ func TestRedisOutage(t *testing.T) {
 	const ttl = 900 * time.Millisecond
 	lease, err := s.Lock(ctx, "wk", ttl)
 	require.NoError(t, err)
+	require.NoError(t, lease.Save(ctx, "before"))
+	lost := make(chan time.Duration, 1)
 
 	stop()
 	downAt := time.Now()
+	go func() {
+		<-lease.Done()
+		lost <- time.Since(downAt)
+	}()
 
 	got, err := s.Load(ctx, "wk")
 	require.Error(t, err, "an outage is an error, not \"no cursor\"")
@@ -242,6 +327,23 @@ func TestRedisOutage(t *testing.T) {
 	done, err := s.Done(ctx, "wk", "m1")
 	require.Error(t, err)
 	require.Nil(t, done)
+	st, err := s.Lookup(ctx, "wk", "m1")
+	require.Error(t, err)
+	require.Nil(t, st)
+	meta, err := s.LoadMeta(ctx, "wk", "history_before")
+	require.Error(t, err)
+	require.Empty(t, meta)
+	accounts, err := s.Accounts(ctx)
+	require.Error(t, err)
+	require.Nil(t, accounts)
+	for name, err := range map[string]error{
+		"Save":     lease.Save(ctx, "during"),
+		"SetMeta":  lease.SetMeta(ctx, "n", "v"),
+		"MarkDone": lease.MarkDone(ctx, "m2"),
+		"PutReply": lease.PutReply(ctx, "m2", []byte("r")),
+	} {
+		require.Error(t, err, name)
+	}
 	_, _, err = s.Get(ctx, "tok")
 	require.Error(t, err)
 	require.Error(t, s.Set(ctx, "tok", "v", time.Minute))
@@ -253,12 +355,12 @@ func TestRedisOutage(t *testing.T) {
 	require.Nil(t, l2)
 
 	select {
-	case <-lease.Done():
+	case after := <-lost:
+		require.Less(t, after, ttl+5*time.Second)
 	case <-time.After(10 * time.Second):
 		t.Fatal("the holder did not learn that its lease could not be renewed")
 	}
 	require.ErrorIs(t, lease.Err(), cursor.ErrLeaseLost)
-	require.Less(t, time.Since(downAt), ttl+5*time.Second)
 	require.ErrorIs(t, lease.Release(ctx), cursor.ErrLeaseLost)
 
 	restart() // an empty server on the same address (no persistence in tests)
@@ -275,6 +377,8 @@ func TestRedisOutage(t *testing.T) {
 	require.NoError(t, s.Set(ctx, "tok", "v", time.Minute))
 	l3, err := s.Lock(ctx, "wk", ttl)
 	require.NoError(t, err)
+	require.Equal(t, uint64(1), l3.Token(), "a Redis that lost its data counts tokens from 1 again")
+	require.NoError(t, l3.Save(ctx, "after"))
 	require.NoError(t, l3.Release(ctx))
 }
 
@@ -294,8 +398,9 @@ func TestLeaseSurvivesShortBlip(t *testing.T) {
 	require.NoError(t, lease.Err(), "a renewal delayed less than the ttl does not lose the lease")
 	time.Sleep(1500 * time.Millisecond)
 	require.NoError(t, lease.Err())
+	require.NoError(t, lease.Save(ctx, "still held"))
 	require.NoError(t, lease.Release(ctx))
-	n, err := c.Exists(ctx, "blip:lease:wk").Result()
+	n, err := c.Exists(ctx, "blip:{wk}:lease").Result()
 	require.NoError(t, err)
 	require.Zero(t, n, "Release deletes the key")
 }
@@ -309,12 +414,31 @@ func TestInvalidArguments(t *testing.T) {
 	require.ErrorIs(t, s.MarkDone(ctx, "wk", "ok", ""), cursor.ErrInvalidArgument)
 	_, err := s.Lock(ctx, "wk", 0)
 	require.ErrorIs(t, err, cursor.ErrInvalidArgument)
+	// A brace in an account would change the hash tag, and so the Cluster slot, of its keys.
+	for _, key := range []string{"wk{x}", "{wk", "wk}"} {
+		require.ErrorIs(t, s.Save(ctx, key, "c"), cursor.ErrInvalidArgument, key)
+		_, err := s.Load(ctx, key)
+		require.ErrorIs(t, err, cursor.ErrInvalidArgument, key)
+		_, err = s.Lookup(ctx, key, "m")
+		require.ErrorIs(t, err, cursor.ErrInvalidArgument, key)
+		_, err = s.LoadMeta(ctx, key, "n")
+		require.ErrorIs(t, err, cursor.ErrInvalidArgument, key)
+		_, err = s.Lock(ctx, key, time.Second)
+		require.ErrorIs(t, err, cursor.ErrInvalidArgument, key)
+	}
 }
 
 // roundTrips counts what the client sends: one per command, one per pipeline.
 type roundTrips struct {
 	n    atomic.Int64
 	cmds atomic.Int64
+	sadd atomic.Int64
+}
+
+func (h *roundTrips) reset() {
+	h.n.Store(0)
+	h.cmds.Store(0)
+	h.sadd.Store(0)
 }
 
 func (h *roundTrips) DialHook(next goredis.DialHook) goredis.DialHook { return next }
@@ -322,6 +446,9 @@ func (h *roundTrips) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
 		h.n.Add(1)
 		h.cmds.Add(1)
+		if cmd.Name() == "sadd" {
+			h.sadd.Add(1)
+		}
 		return next(ctx, cmd)
 	}
 }
@@ -334,36 +461,218 @@ func (h *roundTrips) ProcessPipelineHook(next goredis.ProcessPipelineHook) gored
 }
 
 // Checking a full sync_msg page (1000 msgids) costs one round trip; larger batches one pipeline.
-func TestDedupBatchIsOneRoundTrip(t *testing.T) {
-	t.Parallel()
+func testBatchIsOneRoundTrip(t *testing.T, b *backend) {
 	ctx := context.Background()
-	addr, _, _ := redistest.Start(t)
-	c := newClient(t, addr)
-	s := redis.New(c)
+	c := b.client(t)
+	s := redis.New(c, redis.WithPrefix(uniquePrefix(t)))
 	ids := make([]string, 3000)
 	for i := range ids {
 		ids[i] = fmt.Sprintf("m%d", i)
 	}
-	// Warm up: connection handshake and script loading are not part of the steady state.
-	require.NoError(t, s.MarkDone(ctx, "wk", ids[:1]...))
-	_, err := s.Done(ctx, "wk", ids[:1]...)
+	l, err := s.Lock(ctx, "wk", time.Minute)
 	require.NoError(t, err)
-	_, err = s.Done(ctx, "wk", ids...)
+	defer func() { require.NoError(t, l.Release(ctx)) }()
+	// Warm up: connection handshake, script loading and the account's one-time migration check are not part
+	// of the steady state.
+	require.NoError(t, s.MarkDone(ctx, "wk", ids[:1]...))
+	require.NoError(t, l.MarkDone(ctx, ids[:1]...))
+	require.NoError(t, l.PutReply(ctx, ids[1], []byte("r")))
+	require.NoError(t, l.Save(ctx, "c"))
+	require.NoError(t, l.SetMeta(ctx, "n", "v"))
+	_, err = s.Lookup(ctx, "wk", ids...)
 	require.NoError(t, err)
 
 	h := &roundTrips{}
 	c.AddHook(h)
 	for _, n := range []int{1, 1000, 3000} {
-		h.n.Store(0)
-		h.cmds.Store(0)
-		got, err := s.Done(ctx, "wk", ids[:n]...)
+		h.reset()
+		got, err := s.Lookup(ctx, "wk", ids[:n]...)
 		require.NoError(t, err)
 		require.Len(t, got, n)
-		require.Equal(t, int64(1), h.n.Load(), "Done of %d msgids", n)
+		require.Equal(t, int64(1), h.n.Load(), "Lookup of %d msgids", n)
 		require.Equal(t, int64((n+999)/1000), h.cmds.Load(), "one script call per 1000 msgids")
 
-		h.n.Store(0)
+		h.reset()
+		_, err = s.Done(ctx, "wk", ids[:n]...)
+		require.NoError(t, err)
+		require.Equal(t, int64(1), h.n.Load(), "Done of %d msgids", n)
+
+		h.reset()
 		require.NoError(t, s.MarkDone(ctx, "wk", ids[:n]...))
 		require.Equal(t, int64(1), h.n.Load(), "MarkDone of %d msgids", n)
+
+		h.reset()
+		require.NoError(t, l.MarkDone(ctx, ids[:n]...))
+		require.Equal(t, int64(1), h.n.Load(), "fenced MarkDone of %d msgids", n)
 	}
+	for name, write := range map[string]func() error{
+		"Save":     func() error { return l.Save(ctx, "c") },
+		"SetMeta":  func() error { return l.SetMeta(ctx, "n", "v") },
+		"PutReply": func() error { return l.PutReply(ctx, "m", []byte("r")) },
+	} {
+		h.reset()
+		require.NoError(t, write())
+		require.Equal(t, int64(1), h.cmds.Load(), "a fenced %s is one command", name)
+	}
+}
+
+// A holding adds its key to the account registry once, before its first write; later writes cost one command.
+func testRegisteredOncePerLease(t *testing.T, b *backend) {
+	ctx := context.Background()
+	c := b.client(t)
+	p := uniquePrefix(t)
+	s := redis.New(c, redis.WithPrefix(p))
+	h := &roundTrips{}
+	c.AddHook(h)
+	for round := range 3 {
+		l, err := s.Lock(ctx, "wk", time.Minute)
+		require.NoError(t, err)
+		h.reset()
+		require.NoError(t, l.MarkDone(ctx)) // writes nothing: no registration
+		require.Zero(t, h.cmds.Load())
+		require.NoError(t, l.PutReply(ctx, "m1", []byte("r")))
+		require.NoError(t, l.Save(ctx, "c1"))
+		require.NoError(t, l.MarkDone(ctx, "m1"))
+		require.NoError(t, l.SetMeta(ctx, "n", "v"))
+		require.Equal(t, int64(1), h.sadd.Load(), "one SADD per holding")
+		if round > 0 { // the first round loaded the scripts on the account's node (EVALSHA, NOSCRIPT, EVAL)
+			require.Equal(t, int64(5), h.cmds.Load(), "the SADD and one script per write")
+		}
+		require.NoError(t, l.Release(ctx))
+	}
+	members, err := b.admin.SMembers(ctx, p+"accounts").Result()
+	require.NoError(t, err)
+	require.Equal(t, []string{"wk"}, members)
+}
+
+// The server refuses a write of a holding that no longer has the key, even when the holder has not noticed
+// yet (its renewals are held back and its deadline is far): the write ends the lease and changes nothing.
+func testFencedWriteRefusedByServer(t *testing.T, b *backend) {
+	ctx := context.Background()
+	p := uniquePrefix(t)
+	c := b.client(t)
+	staller := &renewStaller{}
+	c.AddHook(staller)
+	s := redis.New(c, redis.WithPrefix(p))
+	type write struct {
+		name string
+		fn   func(l cursor.Lease) error
+	}
+	for _, w := range []write{
+		{"Save", func(l cursor.Lease) error { return l.Save(ctx, "stale") }},
+		{"SetMeta", func(l cursor.Lease) error { return l.SetMeta(ctx, "history_before", "stale") }},
+		{"MarkDone", func(l cursor.Lease) error { return l.MarkDone(ctx, "m-new") }},
+		{"MarkDone of 2500", func(l cursor.Lease) error {
+			ids := make([]string, 2500)
+			for i := range ids {
+				ids[i] = fmt.Sprintf("m-new-%d", i)
+			}
+			return l.MarkDone(ctx, ids...)
+		}},
+		{"PutReply", func(l cursor.Lease) error { return l.PutReply(ctx, "m-new", []byte("stale")) }},
+	} {
+		old, err := s.Lock(ctx, "wk", time.Minute)
+		require.NoError(t, err)
+		resume := staller.stall()
+		require.NoError(t, b.admin.Del(ctx, p+"{wk}:lease").Err()) // the key expired while its holder was paused
+		cur, err := s.Lock(ctx, "wk", time.Minute)
+		require.NoError(t, err)
+		require.NoError(t, cur.Save(ctx, "new"))
+		require.NoError(t, cur.PutReply(ctx, "m-new", []byte("new")))
+
+		require.NoError(t, old.Err(), "%s: the old holder has not noticed", w.name)
+		require.ErrorIs(t, w.fn(old), cursor.ErrLeaseLost, w.name)
+		select {
+		case <-old.Done():
+		default:
+			t.Fatalf("%s: a refused write ends the lease", w.name)
+		}
+		require.ErrorIs(t, old.Err(), cursor.ErrLeaseLost, w.name)
+		resume()
+
+		got, err := s.Load(ctx, "wk")
+		require.NoError(t, err)
+		require.Equal(t, "new", got, w.name)
+		meta, err := s.LoadMeta(ctx, "wk", "history_before")
+		require.NoError(t, err)
+		require.Empty(t, meta, w.name)
+		st, err := s.Lookup(ctx, "wk", "m-new", "m-new-0", "m-new-2499")
+		require.NoError(t, err)
+		require.Equal(t, []cursor.Status{{Reply: []byte("new")}, {}, {}}, st, w.name)
+		require.NoError(t, cur.Err(), w.name)
+		require.NoError(t, cur.Release(ctx), w.name)
+		require.ErrorIs(t, old.Release(ctx), cursor.ErrLeaseLost, w.name)
+	}
+}
+
+// Keys written by earlier versions (<prefix>cursor:<open_kfid>, <prefix>done:<open_kfid>, and kf's
+// "#wxkf_history_before" cursor) are listed by Accounts before any migration, and moved into the current
+// layout the first time a Store reads the account; a value already in the current layout wins.
+func testLegacyMigration(t *testing.T, b *backend) {
+	ctx := context.Background()
+	p := uniquePrefix(t)
+	a := b.admin
+	now, err := a.Time(ctx).Result()
+	require.NoError(t, err)
+	ms := func(d time.Duration) float64 { return float64(now.Add(d).UnixMilli()) }
+	require.NoError(t, a.Set(ctx, p+"cursor:wkOld", "old-cursor", 0).Err())
+	require.NoError(t, a.Set(ctx, p+"cursor:wkOld#wxkf_history_before", "1741944413", 0).Err())
+	require.NoError(t, a.ZAdd(ctx, p+"done:wkOld",
+		goredis.Z{Score: ms(-time.Hour), Member: "m1"},
+		goredis.Z{Score: ms(-time.Minute), Member: "m2"},
+		goredis.Z{Score: ms(-200 * time.Hour), Member: "expired"}).Err())
+	require.NoError(t, a.Set(ctx, p+"cursor:wkBoth", "legacy", 0).Err())
+	require.NoError(t, a.Set(ctx, p+"cursor:wkUntouched", "u", 0).Err())
+	require.NoError(t, a.Set(ctx, p+"cursor:wkMetaOnly#wxkf_history_before", "1", 0).Err())
+
+	s := redis.New(b.client(t), redis.WithPrefix(p))
+	// A holder of wkBoth writes the current layout before anything reads the account.
+	l, err := s.Lock(ctx, "wkBoth", time.Minute)
+	require.NoError(t, err)
+	require.NoError(t, l.Save(ctx, "current"))
+	require.NoError(t, l.MarkDone(ctx, "m2"))
+	require.NoError(t, l.Release(ctx))
+
+	accounts, err := s.Accounts(ctx)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"wkOld", "wkBoth", "wkUntouched", "wkMetaOnly"}, accounts,
+		"accounts known only from legacy keys are listed (SCAN on every master)")
+
+	got, err := s.Load(ctx, "wkOld")
+	require.NoError(t, err)
+	require.Equal(t, "old-cursor", got)
+	meta, err := s.LoadMeta(ctx, "wkOld", "history_before")
+	require.NoError(t, err)
+	require.Equal(t, "1741944413", meta)
+	done, err := s.Done(ctx, "wkOld", "m1", "m2", "expired", "m3")
+	require.NoError(t, err)
+	require.Equal(t, []bool{true, true, false, false}, done)
+	got, err = s.Load(ctx, "wkBoth")
+	require.NoError(t, err)
+	require.Equal(t, "current", got, "the current layout wins")
+
+	// The legacy keys of the accounts read are gone; the others stay until read.
+	for _, k := range []string{p + "cursor:wkOld", p + "cursor:wkOld#wxkf_history_before", p + "done:wkOld", p + "cursor:wkBoth"} {
+		n, err := a.Exists(ctx, k).Result()
+		require.NoError(t, err)
+		require.Zero(t, n, k)
+	}
+	n, err := a.Exists(ctx, p+"cursor:wkUntouched").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+	score, err := a.ZScore(ctx, p+"{wkOld}:done", "m2").Result()
+	require.NoError(t, err)
+	require.Equal(t, ms(-time.Minute), score, "a mark keeps its time")
+
+	// A new Store (another replica, a restart) reads the migrated keys.
+	s2 := redis.New(b.client(t), redis.WithPrefix(p))
+	got, err = s2.Load(ctx, "wkOld")
+	require.NoError(t, err)
+	require.Equal(t, "old-cursor", got)
+	meta, err = s2.LoadMeta(ctx, "wkMetaOnly", "history_before")
+	require.NoError(t, err)
+	require.Equal(t, "1", meta)
+	accounts, err = s2.Accounts(ctx)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []string{"wkOld", "wkBoth", "wkUntouched", "wkMetaOnly"}, accounts, "still each once")
 }

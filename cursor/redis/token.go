@@ -25,7 +25,7 @@ func (s *Store) Get(ctx context.Context, key string) (value string, ttl time.Dur
 	}
 	var get *goredis.StringCmd
 	var pttl *goredis.DurationCmd
-	rkey := s.key("token", key)
+	rkey := s.prefix + "token:" + key
 	_, err = s.c.TxPipelined(ctx, func(p goredis.Pipeliner) error {
 		get = p.Get(ctx, rkey)
 		pttl = p.PTTL(ctx, rkey)
@@ -56,7 +56,7 @@ func (s *Store) Set(ctx context.Context, key, value string, ttl time.Duration) e
 	if err := s.ready(ctx); err != nil {
 		return err
 	}
-	if err := s.c.Set(ctx, s.key("token", key), value, ttl).Err(); err != nil {
+	if err := s.c.Set(ctx, s.prefix+"token:"+key, value, ttl).Err(); err != nil {
 		return fmt.Errorf("cursor/redis: set token: %w", err)
 	}
 	return nil

@@ -1,8 +1,12 @@
-// Package redistest starts a real redis-server for tests: on a free 127.0.0.1 port, without persistence, owned
-// by the test and stopped at its cleanup. Tests that need Redis fail (never skip) when redis-server is missing.
+// Package redistest starts a real redis-server for tests, or a Redis Cluster of three: on free 127.0.0.1 ports,
+// without persistence, owned by the test and stopped at its cleanup. Tests that need Redis fail (never skip)
+// when redis-server (or, for a cluster, redis-cli) is missing.
 //
 //	addr, stop, restart := redistest.Start(t)
 //	client := goredis.NewClient(&goredis.Options{Addr: addr})
+//
+//	addrs := redistest.StartCluster(t)
+//	cluster := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
 package redistest
 
 import (
@@ -10,9 +14,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -26,27 +32,7 @@ import (
 // or `apt-get install redis-server`.
 func Start(t testing.TB) (addr string, stop func(), restart func()) {
 	t.Helper()
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		t.Fatalf("redistest: redis-server is not on PATH (%v); run `make test` (it installs redis-server) "+
-			"or install it yourself (Debian/Ubuntu: apt-get install redis-server). Redis tests never skip.", err)
-	}
-	s := &server{bin: bin, dir: t.TempDir()}
-	var lastErr error
-	for range 5 {
-		port, err := freePort()
-		if err != nil {
-			t.Fatalf("redistest: %v", err)
-		}
-		if lastErr = s.start(port); lastErr == nil {
-			break
-		}
-		// Most likely another process took the port between freePort and the bind: try another.
-	}
-	if lastErr != nil {
-		t.Fatalf("redistest: %v", lastErr)
-	}
-	t.Cleanup(s.stop)
+	s := startServer(t, lookPath(t, "redis-server"), t.TempDir(), nil)
 	restart = func() {
 		t.Helper()
 		s.stop()
@@ -57,8 +43,95 @@ func Start(t testing.TB) (addr string, stop func(), restart func()) {
 	return s.addr(), s.stop, restart
 }
 
+func lookPath(t testing.TB, name string) string {
+	t.Helper()
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		t.Fatalf("redistest: %s is not on PATH (%v); run `make test` (it installs redis-server and redis-cli) "+
+			"or install it yourself (Debian/Ubuntu: apt-get install redis-server). Redis tests never skip.", name, err)
+	}
+	return bin
+}
+
+// startServer starts bin on a free port with the test settings plus extra, arguments in which "{port}" and
+// "{port2}" stand for the server's port and for a second free port (a Cluster bus). It registers the stop
+// with t.Cleanup.
+func startServer(t testing.TB, bin, dir string, extra []string) *server {
+	t.Helper()
+	s := &server{bin: bin, dir: dir}
+	var lastErr error
+	for range 5 {
+		port, err := freePort()
+		if err == nil {
+			var port2 int
+			port2, err = freePort()
+			s.extra = expand(extra, port, port2)
+		}
+		if err != nil {
+			t.Fatalf("redistest: %v", err)
+		}
+		if lastErr = s.start(port); lastErr == nil {
+			break
+		}
+		// Most likely another process took a port between freePort and the bind: try others.
+	}
+	if lastErr != nil {
+		t.Fatalf("redistest: %v", lastErr)
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+func expand(args []string, port, port2 int) []string {
+	r := strings.NewReplacer("{port}", strconv.Itoa(port), "{port2}", strconv.Itoa(port2))
+	out := make([]string, len(args))
+	for i, a := range args {
+		out[i] = r.Replace(a)
+	}
+	return out
+}
+
+// StartCluster runs a Redis Cluster of three masters without replicas (redis-server with cluster-enabled,
+// joined by redis-cli --cluster create) on free loopback ports, waits until every node reports
+// cluster_state:ok with all 16384 slots assigned, and registers the shutdown of all three with t.Cleanup. It
+// returns the nodes' addresses. Like Start, it fails the test if redis-server or redis-cli is missing.
+func StartCluster(t testing.TB) []string {
+	t.Helper()
+	server, cli := lookPath(t, "redis-server"), lookPath(t, "redis-cli")
+	addrs := make([]string, 3)
+	for i := range addrs {
+		s := startServer(t, server, t.TempDir(), []string{
+			"--cluster-enabled", "yes",
+			"--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", "5000",
+			"--cluster-port", "{port2}",
+		})
+		addrs[i] = s.addr()
+	}
+	args := append([]string{"--cluster", "create"}, addrs...)
+	out, err := exec.Command(cli, append(args, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	if err != nil {
+		t.Fatalf("redistest: redis-cli --cluster create: %v: %s", err, out)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, addr := range addrs {
+		for {
+			info, err := command(addr, "CLUSTER INFO")
+			if err == nil && strings.Contains(info, "cluster_state:ok") && strings.Contains(info, "cluster_slots_ok:16384") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("redistest: cluster node %s not ready within 30s: %v %s", addr, err, info)
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	return addrs
+}
+
 type server struct {
 	bin, dir string
+	extra    []string // more arguments
 	port     int
 
 	mu     sync.Mutex
@@ -92,6 +165,7 @@ func (s *server) start(port int) error {
 		"--daemonize", "no",
 		"--loglevel", "warning",
 	)
+	cmd.Args = append(cmd.Args, s.extra...)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = sysProcAttr()
 	if err := cmd.Start(); err != nil {
@@ -139,23 +213,45 @@ func (s *server) stop() {
 
 // ping speaks just enough RESP to know the server is ready.
 func ping(addr string) error {
+	reply, err := command(addr, "PING")
+	if err == nil && reply != "PONG" {
+		err = errors.New("unexpected reply to PING: " + strconv.Quote(reply))
+	}
+	return err
+}
+
+// command sends one inline command on a new connection and returns its reply, a simple or bulk string.
+func command(addr, cmd string) (string, error) {
 	conn, err := net.DialTimeout("tcp", addr, time.Second)
 	if err != nil {
-		return err
+		return "", err
 	}
 	defer conn.Close()
 	_ = conn.SetDeadline(time.Now().Add(time.Second))
-	if _, err := conn.Write([]byte("PING\r\n")); err != nil {
-		return err
+	if _, err := conn.Write([]byte(cmd + "\r\n")); err != nil {
+		return "", err
 	}
-	line, err := bufio.NewReader(conn).ReadString('\n')
+	r := bufio.NewReader(conn)
+	line, err := r.ReadString('\n')
 	if err != nil {
-		return err
+		return "", err
 	}
-	if line != "+PONG\r\n" {
-		return errors.New("unexpected reply to PING: " + strconv.Quote(line))
+	line = strings.TrimSuffix(line, "\r\n")
+	switch {
+	case strings.HasPrefix(line, "+"):
+		return line[1:], nil
+	case strings.HasPrefix(line, "$"):
+		n, err := strconv.Atoi(line[1:])
+		if err != nil || n < 0 {
+			return "", fmt.Errorf("bad bulk length in %q", line)
+		}
+		buf := make([]byte, n+2)
+		if _, err := io.ReadFull(r, buf); err != nil {
+			return "", err
+		}
+		return string(buf[:n]), nil
 	}
-	return nil
+	return "", errors.New("unexpected reply to " + cmd + ": " + strconv.Quote(line))
 }
 
 type lockedBuffer struct {
