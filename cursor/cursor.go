@@ -8,7 +8,7 @@ import (
 
 // Store keeps the sync_msg cursor of each customer-service account (open_kfid).
 //
-// sync_msg (wecom-kf-api §4) returns a next_cursor with every page; passing it back on the next call resumes
+// sync_msg (doc 94670) returns a next_cursor with every page; passing it back on the next call resumes
 // after that page. Without a cursor WeCom starts again from the earliest message of the last 3 days, so a lost or
 // misread cursor replays up to three days of conversations. Implementations therefore never report a failure
 // as "no cursor": ("", nil) from Load means that nothing was ever saved for openKfID (or that the empty cursor
@@ -118,7 +118,7 @@ type Status struct {
 // Dedup remembers which msgids of an account have been handled, so that a replay of sync_msg (after a crash, a
 // retried callback, or the cursor trailing in-flight messages) dispatches nothing twice.
 //
-// WeCom returns at most the last 3 days of messages (wecom-kf-api §4), so an entry must be kept at least that
+// WeCom returns at most the last 3 days of messages (sync_msg, doc 94670), so an entry must be kept at least that
 // long; implementations keep entries for their retention ([DefaultRetention] unless configured) measured from
 // the MarkDone call, then drop them so the set stays bounded. Msgids are scoped per open_kfid.
 //
@@ -132,14 +132,14 @@ type Dedup interface {
 
 // DefaultRetention is how long Dedup implementations keep a done msgid unless configured otherwise: 96 hours.
 //
-// sync_msg without a usable cursor returns messages sent in the last 3 days (72 h, wecom-kf-api §4), and an entry
+// sync_msg without a usable cursor returns messages sent in the last 3 days (72 h, doc 94670), and an entry
 // is marked done after the message was sent, so 72 h after MarkDone already covers the window. The extra 24 h is
 // margin for clock differences between WeCom, the replicas and Redis, and for a message whose handler ran late
 // (e.g. a backlog drained after an outage). The cost is one more day of msgids, a few MB for a busy account.
 const DefaultRetention = 96 * time.Hour
 
 // Limits on what the stores accept, so that a bad caller cannot grow a file or a Redis key without bound. WeCom
-// documents cursors of at most 64 bytes and msgids longer than 32 characters (wecom-kf-api §4); the limits leave
+// documents cursors of at most 64 bytes and msgids longer than 32 characters (doc 94670); the limits leave
 // ample room above that.
 const (
 	// MaxKeyLen is the maximum length in bytes of an open_kfid or a lease key.

@@ -58,10 +58,37 @@ func ExampleLocker() {
 	}
 	defer lease.Release(ctx)
 
-	// ... pull and dispatch; before saving a cursor, make sure the lease is still ours:
-	if lease.Err() != nil {
-		return // lost: another process may be pulling this account now
+	// ... pull and dispatch, then save through the lease: if another process took the account over
+	// meanwhile, nothing is written and the error wraps cursor.ErrLeaseLost.
+	fmt.Println(lease.Save(ctx, "next-cursor"))
+	cur, _ := m.Load(ctx, "wkAbC")
+	fmt.Println(cur)
+	// Output:
+	// <nil>
+	// next-cursor
+}
+
+// A handler's reply is recorded before it is sent, so that a rerun finishes it instead of answering anew; the
+// done mark deletes the record.
+func ExampleState() {
+	ctx := context.Background()
+	m := cursor.NewMemory()
+	defer m.Close()
+	var s cursor.State = m
+	lease, err := s.Lock(ctx, "wkAbC", 30*time.Second)
+	if err != nil {
+		log.Fatal(err)
 	}
-	fmt.Println(m.Save(ctx, "wkAbC", "next-cursor"))
-	// Output: <nil>
+	defer lease.Release(ctx)
+
+	_ = lease.PutReply(ctx, "msg1", []byte(`{"parts":["Hello","How can I help?"]}`))
+	st, _ := s.Lookup(ctx, "wkAbC", "msg1", "msg2")
+	fmt.Printf("msg1 done=%v reply=%s; msg2 %+v\n", st[0].Done, st[0].Reply, st[1])
+
+	_ = lease.MarkDone(ctx, "msg1")
+	st, _ = s.Lookup(ctx, "wkAbC", "msg1")
+	fmt.Printf("msg1 %+v\n", st[0])
+	// Output:
+	// msg1 done=false reply={"parts":["Hello","How can I help?"]}; msg2 {Done:false Reply:[]}
+	// msg1 {Done:true Reply:[]}
 }

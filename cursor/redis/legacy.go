@@ -11,19 +11,10 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 )
 
-// Earlier versions kept an account's cursor under <prefix>cursor:<open_kfid> and its done set under
-// <prefix>done:<open_kfid>, without a hash tag, and kf kept its skip-history boundary as the cursor of
-// "<open_kfid>#wxkf_history_before". The first time a Store reads an account (Load, LoadMeta, Done, Lookup)
-// it moves what it finds there into the current keys, then deletes the old keys:
-//
-//   - the cursor and the boundary (metadata "history_before") only where the current key has none: a
-//     current value was written later, through a lease;
-//   - the done marks merged into the current set, keeping the later time of a msgid marked in both (ZADD GT).
-//
-// The copy is one MULTI on the account's slot; the old keys are deleted afterwards, each only if it still
-// holds what was copied, so a crash in between leaves them to be migrated again (harmlessly). Afterwards this
-// Store reads only the current keys: running a version with the old layout beside it (or going back to one)
-// is not supported, and the old and new leases do not exclude each other.
+// Keys of earlier versions (see "Keys of earlier versions" in the package documentation): the first read of
+// an account by a Store copies them into the current keys in one MULTI on the account's slot, then deletes
+// each only if it still holds what was copied, so a crash in between leaves them to be migrated again,
+// harmlessly (a cursor is copied only where none is stored, marks are merged with ZADD GT).
 
 // legacyMetaName is the only metadata earlier versions kept, as a cursor key.
 const legacyMetaName = "history_before"

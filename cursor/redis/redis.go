@@ -19,23 +19,9 @@ import (
 const DefaultPrefix = "wxkf:"
 
 // Store implements cursor.State on Redis (a single node, a failover group or a Redis Cluster), plus a token
-// store for kf (Get and Set with a TTL), so that several replicas of a bot share their sync state. Every key
-// of an account carries the account in a hash tag, so that each script touches one Cluster slot:
-//
-//	<prefix>{<open_kfid>}:cursor    string: the sync_msg cursor (no expiry)
-//	<prefix>{<open_kfid>}:meta      hash: metadata name → value (no expiry)
-//	<prefix>{<open_kfid>}:lease     string "<token>:<random hex>" of the holder, with the lease ttl
-//	<prefix>{<open_kfid>}:fence     integer: the last fencing token handed out (INCR; no expiry)
-//	<prefix>{<open_kfid>}:done      sorted set: msgid scored by the Redis server time (ms) it was marked done
-//	<prefix>{<open_kfid>}:reply     hash: msgid → reply record
-//	<prefix>{<open_kfid>}:reply_at  sorted set: msgid scored by the server time (ms) its record was put
-//	<prefix>accounts                set: every open_kfid a lease wrote for, or Save saved
-//	<prefix>token:<key>             string: a cached value (access_token) with its TTL
-//
-// The done set and the reply keys expire a retention after their last write, so an idle account leaves only
-// its cursor, metadata and fencing counter behind. The keys of earlier versions, <prefix>cursor:<open_kfid>
-// and <prefix>done:<open_kfid>, are migrated the first time a Store reads an account (see the package
-// documentation).
+// store for kf (Get and Set with a TTL), so that several replicas of a bot share their sync state. The keys,
+// the fencing of writes and the migration of the keys of earlier versions are described in the package
+// documentation.
 //
 // Safe for concurrent use. It owns no connection: closing the client is the caller's business.
 type Store struct {
@@ -66,7 +52,7 @@ func WithPrefix(prefix string) Option {
 }
 
 // WithRetention sets how long a done msgid and a reply record are kept (default cursor.DefaultRetention,
-// 96 h: the 72 h sync window of sync_msg, wecom-kf-api §4, plus a day of margin for clock differences and late
+// 96 h: the 72 h sync window of sync_msg, doc 94670, plus a day of margin for clock differences and late
 // handlers). Only tests should go below 72 h. d below a millisecond keeps the default.
 func WithRetention(d time.Duration) Option {
 	return func(s *Store) {

@@ -12,7 +12,7 @@ import (
 )
 
 // Get returns the value cached under <prefix>token:<key> and its remaining TTL, or ("", 0, nil) when there is
-// none: it implements kf.TokenStore so that replicas share one access_token (doc 91039, wecom-kf-api §3:
+// none: it implements kf.TokenStore so that replicas share one access_token (doc 91039:
 // gettoken is rate-limited and must not be called often). GET and PTTL run in one MULTI/EXEC, so
 // the TTL belongs to the value returned. A value stored without expiry reports a TTL of 0. Errors never
 // include the value.
