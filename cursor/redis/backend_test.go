@@ -98,6 +98,7 @@ var redisTests = []struct {
 	{"FencedWriteRefusedByServer", testFencedWriteRefusedByServer},
 	{"LegacyMigration", testLegacyMigration},
 	{"TokenStore", testTokenStore},
+	{"LeaseSurvivesShortBlip", testLeaseSurvivesShortBlip},
 }
 
 // TestRedis runs the tests of this package against a single redis-server and against a Redis Cluster of three
