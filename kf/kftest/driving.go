@@ -398,3 +398,21 @@ func (s *Server) waitSent(ctx context.Context, n int, get func() []Sent) ([]Sent
 		}
 	}
 }
+
+// AddRawItem stores item, as it is, as the next sync_msg item of openKfID ("" for the default
+// account), for tests of malformed pages: an item without a msgid, with a numeric or null one, or
+// one that is not an object at all. The item must be valid JSON; it is not checked otherwise and
+// has no effect on sessions, quotas or customers. It panics on invalid JSON or an unknown account
+// (programming errors in a test).
+func (s *Server) AddRawItem(openKfID string, item json.RawMessage) {
+	if !json.Valid(item) {
+		panic("kftest: AddRawItem: invalid JSON")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if openKfID == "" {
+		openKfID = s.defaultKf
+	}
+	acc := s.mustAccountLocked(openKfID)
+	acc.msgs = append(acc.msgs, storedMsg{sendTime: s.now(), raw: append(json.RawMessage(nil), item...)})
+}
