@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/wxkf/wxkf/crypto"
 )
@@ -14,8 +15,10 @@ const MaxCallbackBytes = 1 << 20
 // ServeHTTP is the callback URL (doc 94699). GET answers the URL verification with the decrypted
 // echostr. POST verifies the signature, decrypts the envelope, checks the receiver id and answers
 // 200 "success" at once: the sync runs in the background, so a slow bot never makes WeCom retry.
-// A bad signature (or receiver) is 403, a malformed request 400, a body over 1 MB 413, and a
-// callback during Shutdown 503 (WeCom retries it later, possibly on another replica).
+// A bad signature (or receiver), or a timestamp outside the replay window (WithReplayWindow), is
+// 403, a malformed request 400, a body over 1 MB 413, and a callback during Shutdown 503 (WeCom
+// retries it later, possibly on another replica). An older callback never replaces the sync
+// token of a newer one.
 func (ch *Channel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	switch r.Method {
@@ -77,7 +80,11 @@ func (ch *Channel) serveCallback(w http.ResponseWriter, r *http.Request, sig, ts
 	}
 	ch.stats.callbacks.Add(1)
 	if ev.Event == crypto.EventKfMsgOrEvent {
-		ch.trigger(ev.OpenKfID, ev.Token)
+		at := ch.now()
+		if ev.CreateTime > 0 {
+			at = time.Unix(ev.CreateTime, 0)
+		}
+		ch.trigger(ev.OpenKfID, ev.Token, at)
 	} else if h := ch.onCallback.Load(); h != nil {
 		ch.goBG(func() {
 			defer ch.recoverHook("OnCallback")
@@ -92,7 +99,7 @@ func (ch *Channel) rejectCallback(w http.ResponseWriter, err error) {
 	ch.stats.rejected.Add(1)
 	switch {
 	case errors.Is(err, crypto.ErrInvalidSignature), errors.Is(err, crypto.ErrReceiverMismatch):
-		ch.log.Warn("wxkf: callback rejected", "err", err)
+		ch.log.Warn("wxkf: callback rejected", "err", err) // forged, or replayed outside the window
 		http.Error(w, "forbidden", http.StatusForbidden)
 	default:
 		ch.log.Warn("wxkf: malformed callback", "err", err)

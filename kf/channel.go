@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/http"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,21 +24,30 @@ type Config struct {
 	EncodingAESKey string
 }
 
-// Stores is the durable state a Channel keeps: cursors, done msgids and per-account leases.
-// cursor.OpenDir (one process) and cursor/redis (several replicas) implement it. A Stores that
-// also implements TokenStore shares the access token too.
+// Stores is the durable state a Channel keeps: cursors, done msgids, per-account leases,
+// per-account metadata and reply records. cursor.OpenDir (one process, the default) and
+// cursor/redis (several replicas) implement it. The Channel writes only through a held lease, so a
+// replica that lost an account cannot overwrite its successor's state. A Stores that also
+// implements TokenStore shares the access token too.
 type Stores interface {
-	cursor.Store
-	cursor.Dedup
-	cursor.Locker
+	cursor.State
 }
 
 // Hook signatures.
 type (
 	// MessageHandler answers one customer message (origin 3). It is called in order per customer
-	// and concurrently across customers. Its replies go through r; a returned error is logged and
-	// counted, and the handler is retried (its sends then reuse their client msgids, so nothing
-	// reaches the customer twice) only when the error is transient (ErrSystemBusy, network).
+	// and concurrently across customers. Its replies go through r. What it returns decides what
+	// becomes of the message:
+	//   - nil, or a *ReplyError or ErrReplySuperseded from r: done;
+	//   - a transient failure (WeCom busy, rate or concurrency limit, a network error of r or of
+	//     the handler's own calls, ctx's deadline) or Retry/RetryAfter: run again later, with
+	//     backoff, until the retry horizon (WithRetryHorizon); a send that failed transiently
+	//     counts even if the handler ignored it. A rerun cannot duplicate or mix a reply (see
+	//     Replier);
+	//   - anything else, a panic, or the horizon passed: the dead-letter hook (OnDeadLetter), then
+	//     done.
+	// ctx ends when the handler timeout passes, when the Channel stops hard, and when this replica
+	// loses the account's lease (another replica handles the message then).
 	MessageHandler func(ctx context.Context, m *Message, r Replier) error
 	// EventHandler sees events (origin 4) and human servicers' messages (origin 5), in order per
 	// customer. r can reply (subject to the same rules) where WeCom allows it.
@@ -51,6 +59,11 @@ type (
 	// CallbackHandler sees callback events other than kf_msg_or_event (e.g.
 	// kf_account_auth_change), after the 200 answer.
 	CallbackHandler func(ctx context.Context, ev *crypto.Event)
+	// DeadLetterHandler sees a message the Channel gives up on: its handler failed permanently or
+	// panicked, or kept failing transiently past the retry horizon. err is the last failure. The
+	// message is marked done when the hook returns; the hook is the place to alert, store the
+	// message for a human, or send an apology through another path.
+	DeadLetterHandler func(ctx context.Context, m *Message, err error)
 )
 
 // Channel is a WeCom customer-service bot endpoint: an http.Handler for the callback URL, a sync
@@ -70,6 +83,10 @@ type Channel struct {
 	onEvent    atomic.Pointer[EventHandler]
 	onWelcome  atomic.Pointer[WelcomeHandler]
 	onCallback atomic.Pointer[CallbackHandler]
+	onDead     atomic.Pointer[DeadLetterHandler]
+	ready      chan struct{} // closed by the first hook: nothing is pulled before
+	readyOnce  sync.Once
+	dupWording sync.Once
 
 	// pullCtx ends when Shutdown starts: no more triggers or pulls. workCtx ends on a hard stop
 	// (Shutdown's ctx expired, or a crash in tests): handlers and store writes are abandoned.
@@ -94,249 +111,48 @@ type Channel struct {
 	stats  stats
 }
 
-type channelConfig struct {
-	stores       Stores
-	stateDir     string
-	logger       *slog.Logger
-	workers      int
-	skipHistory  bool
-	pollEvery    time.Duration
-	pollAccounts []string
-	encoder      media.AMREncoder
-	decoder      media.AMRDecoder
-	now          func() time.Time
-	clientOpts   []ClientOption
-	client       *Client
-	leaseTTL     time.Duration
-	handlerTO    time.Duration
-	retries      int
-	maxInflight  int
-	httpClient   *http.Client
-	fetchTO      time.Duration
-	checkState   bool
-	backoffMin   time.Duration
-	backoffMax   time.Duration
-	marker       string
-}
-
-// ChannelOption configures a Channel.
-type ChannelOption func(*channelConfig) error
-
-// WithStores sets where cursors, done msgids and leases live: cursor.OpenDir for one process,
-// cursor/redis for several replicas sharing one Redis. The default opens cursor.OpenDir on the
-// state directory (WithStateDir). A Stores that implements TokenStore also shares the access
-// token between replicas (unless WithClient or a WithClientOptions(WithTokenStore) says otherwise).
-// The Channel does not close stores it was given.
-func WithStores(s Stores) ChannelOption {
-	return func(c *channelConfig) error {
-		if s == nil {
-			return errors.New("kf: WithStores(nil)")
-		}
-		c.stores = s
-		return nil
-	}
-}
-
-// WithStateDir sets the directory of the default file stores: "tmp" unless set, holding
-// wechatcom_kf_cursors.json (the cursor file of chatgpt-on-wechat's wechatcom_kf channel, so its
-// users keep their cursors). Ignored with WithStores.
-func WithStateDir(dir string) ChannelOption {
-	return func(c *channelConfig) error {
-		if dir == "" {
-			return errors.New("kf: WithStateDir(\"\")")
-		}
-		c.stateDir = dir
-		return nil
-	}
-}
-
-// WithChannelLogger sets the logger (discarded by default). The client logs through it too unless
-// WithClient is used.
-func WithChannelLogger(l *slog.Logger) ChannelOption {
-	return func(c *channelConfig) error {
-		if l == nil {
-			return errors.New("kf: WithChannelLogger(nil)")
-		}
-		c.logger = l
-		return nil
-	}
-}
-
-// WithWorkers sets how many handlers run at once across customers (default 16). One customer's
-// messages always run one at a time, in order.
-func WithWorkers(n int) ChannelOption {
-	return func(c *channelConfig) error {
-		if n < 1 || n > 10000 {
-			return fmt.Errorf("kf: WithWorkers(%d): want 1..10000", n)
-		}
-		c.workers = n
-		return nil
-	}
-}
-
-// WithSkipHistory sets whether, on an account's first sync (no stored cursor), messages sent
-// before the channel first started are skipped (default true). Every later message is
-// dispatched, including the one whose callback started that first sync. The boundary is stored
-// with the cursors, so a restart before the first cursor is saved keeps the same boundary.
-func WithSkipHistory(on bool) ChannelOption {
-	return func(c *channelConfig) error { c.skipHistory = on; return nil }
-}
-
-// WithPollInterval makes the channel pull the given accounts every d even without callbacks (a
-// safety net for lost callbacks; off by default). Accounts seen in callbacks are polled too.
-// sync_msg without a callback token is strictly rate-limited by WeCom: keep d in minutes.
-func WithPollInterval(d time.Duration, openKfIDs ...string) ChannelOption {
-	return func(c *channelConfig) error {
-		if d < time.Second {
-			return fmt.Errorf("kf: WithPollInterval(%s): want ≥ 1s", d)
-		}
-		c.pollEvery, c.pollAccounts = d, openKfIDs
-		return nil
-	}
-}
-
-// WithAMREncoder sets the encoder Replier.Voice uses for WAV/MP3 input (e.g. media/amrnb). AMR
-// input is split without one.
-func WithAMREncoder(enc media.AMREncoder) ChannelOption {
-	return func(c *channelConfig) error { c.encoder = enc; return nil }
-}
-
-// WithAMRDecoder sets the decoder DownloadVoiceWAV uses (e.g. media/amrnb).
-func WithAMRDecoder(dec media.AMRDecoder) ChannelOption {
-	return func(c *channelConfig) error { c.decoder = dec; return nil }
-}
-
-// WithChannelClock sets the clock (tests). It drives skip-history, the quota's 48 h window and
-// the welcome code's 20 s window.
-func WithChannelClock(now func() time.Time) ChannelOption {
-	return func(c *channelConfig) error {
-		if now == nil {
-			return errors.New("kf: WithChannelClock(nil)")
-		}
-		c.now = now
-		return nil
-	}
-}
-
-// WithClientOptions passes options to the Client the Channel creates (e.g. WithBaseURL for
-// kftest, WithHTTPClient, WithRetry).
-func WithClientOptions(opts ...ClientOption) ChannelOption {
-	return func(c *channelConfig) error { c.clientOpts = append(c.clientOpts, opts...); return nil }
-}
-
-// WithClient makes the Channel use an existing Client (its corp id must match Config.CorpID).
-func WithClient(cl *Client) ChannelOption {
-	return func(c *channelConfig) error {
-		if cl == nil {
-			return errors.New("kf: WithClient(nil)")
-		}
-		c.client = cl
-		return nil
-	}
-}
-
-// WithHandlerTimeout bounds each OnMessage/OnEvent call (default 5 min).
-func WithHandlerTimeout(d time.Duration) ChannelOption {
-	return func(c *channelConfig) error {
-		if d <= 0 {
-			return fmt.Errorf("kf: WithHandlerTimeout(%s): want > 0", d)
-		}
-		c.handlerTO = d
-		return nil
-	}
-}
-
-// WithHandlerRetries sets how many times a handler that failed with a transient error is run
-// again (default 2). Its sends reuse their client msgids, so a retry never duplicates a reply.
-func WithHandlerRetries(n int) ChannelOption {
-	return func(c *channelConfig) error {
-		if n < 0 || n > 10 {
-			return fmt.Errorf("kf: WithHandlerRetries(%d): want 0..10", n)
-		}
-		c.retries = n
-		return nil
-	}
-}
-
-// WithLeaseTTL sets the lease time per account in multi-replica mode (default 30 s; renewed every
-// third of it). A replica that dies holds an account at most this long.
-func WithLeaseTTL(d time.Duration) ChannelOption {
-	return func(c *channelConfig) error {
-		if d < 100*time.Millisecond {
-			return fmt.Errorf("kf: WithLeaseTTL(%s): want ≥ 100ms", d)
-		}
-		c.leaseTTL = d
-		return nil
-	}
-}
-
-// WithFetchClient sets the HTTP client Replier.ImageURL downloads with (default: a client with a
-// 30 s timeout). It is used as given, never modified.
-func WithFetchClient(hc *http.Client) ChannelOption {
-	return func(c *channelConfig) error {
-		if hc == nil {
-			return errors.New("kf: WithFetchClient(nil)")
-		}
-		c.httpClient = hc
-		return nil
-	}
-}
-
-// WithStateCheck sets whether every Replier asks service_state/get before its first send when the
-// session state is not known (default false). Without it, the state comes from what the Channel
-// learns for free — session_status_change events, Handoff, WeCom's 95018 answers — and a send into
-// a human servicer's session is refused by WeCom and reported as ErrHumanServicer all the same;
-// the check costs one more API round trip on the way to most first replies. Replier.Ready always
-// asks when the state is not known.
-func WithStateCheck(on bool) ChannelOption {
-	return func(c *channelConfig) error { c.checkState = on; return nil }
-}
-
-// WithTruncationMarker sets what ends a text cut to fit the 5-message quota (default "…").
-func WithTruncationMarker(s string) ChannelOption {
-	return func(c *channelConfig) error {
-		if len(s) > 64 {
-			return errors.New("kf: WithTruncationMarker: at most 64 bytes")
-		}
-		c.marker = s
-		return nil
-	}
-}
-
-// withBackoff sets the store/API error backoff bounds (tests).
-func withBackoff(min, max time.Duration) ChannelOption {
-	return func(c *channelConfig) error { c.backoffMin, c.backoffMax = min, max; return nil }
-}
-
 // NewChannel validates cfg and returns a Channel ready to mount. Unless WithStores is given it
 // opens the default file stores (cursor.OpenDir on WithStateDir, "tmp"), which lock the directory:
-// a second process on the same directory fails here, not at its first callback. Register hooks
-// (OnMessage, ...) before serving; call Shutdown to stop.
+// a second process on the same directory fails here, not at its first callback. It does no
+// network I/O. The first hook registered (OnMessage, OnEvent or OnWelcome) starts the Channel,
+// which then pulls every account it has state for, so that a callback answered before a crash or
+// restart is never stranded; set the welcome and dead-letter hooks before OnMessage. Call
+// Shutdown to stop.
 func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 	c := channelConfig{
-		stateDir:    "tmp",
-		workers:     16,
-		skipHistory: true,
-		now:         time.Now,
-		leaseTTL:    30 * time.Second,
-		handlerTO:   5 * time.Minute,
-		retries:     2,
-		maxInflight: 2000,
-		fetchTO:     30 * time.Second,
-		checkState:  false,
-		backoffMin:  200 * time.Millisecond,
-		backoffMax:  30 * time.Second,
-		marker:      "…",
-		logger:      slog.New(slog.DiscardHandler),
+		stateDir:     "tmp",
+		workers:      DefaultWorkers,
+		skipHistory:  true,
+		now:          time.Now,
+		leaseTTL:     DefaultLeaseTTL,
+		handlerTO:    DefaultHandlerTimeout,
+		retryMin:     DefaultRetryMin,
+		retryMax:     DefaultRetryMax,
+		retryHorizon: DefaultRetryHorizon,
+		queueBytes:   DefaultQueueBytes,
+		fetchTO:      DefaultFetchTimeout,
+		checkState:   false,
+		backoffMin:   200 * time.Millisecond,
+		backoffMax:   30 * time.Second,
+		marker:       "…",
+		replayWindow: DefaultReplayWindow,
+		logger:       slog.New(slog.DiscardHandler),
 	}
 	for _, o := range opts {
+		if o == nil {
+			continue
+		}
 		if err := o(&c); err != nil {
 			return nil, err
 		}
 	}
-	cr, err := crypto.New(cfg.Token, cfg.EncodingAESKey, cfg.CorpID)
+	copts := []crypto.Option{crypto.WithClock(c.now)}
+	if c.replayWindow > 0 {
+		copts = append(copts, crypto.WithReplayWindow(c.replayWindow))
+	}
+	cr, err := crypto.New(cfg.Token, cfg.EncodingAESKey, cfg.CorpID, copts...)
 	if err != nil {
-		return nil, fmt.Errorf("kf: channel callback settings: %w", err)
+		return nil, fmt.Errorf("%w: channel callback settings: %w", ErrInvalidArgument, err)
 	}
 	ch := &Channel{cfg: c, crypto: cr, log: c.logger, now: c.now}
 	ch.start = c.now()
@@ -358,7 +174,7 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 
 	if c.client != nil {
 		if c.client.CorpID() != cfg.CorpID {
-			return fail(errors.New("kf: WithClient: the client's corp id differs from Config.CorpID"))
+			return fail(invalidf("WithClient: the client's corp id differs from Config.CorpID"))
 		}
 		ch.client = c.client
 	} else {
@@ -372,14 +188,15 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 			return fail(err)
 		}
 	}
-	if ch.cfg.httpClient == nil {
-		ch.cfg.httpClient = &http.Client{Timeout: c.fetchTO}
+	if ch.cfg.fetchClient == nil {
+		ch.cfg.fetchClient = newFetchClient(c.fetchPrivate)
 	}
 
+	ch.ready = make(chan struct{})
 	ch.pullCtx, ch.stopPull = context.WithCancel(context.Background())
 	ch.workCtx, ch.stopWork = context.WithCancel(context.Background())
 	ch.accounts = make(map[string]*account)
-	ch.disp = newDispatcher(c.workers)
+	ch.disp = newDispatcher(c.workers, ch.pullCtx)
 	ch.quota = newQuotaBook(c.now)
 	ch.states = newStateCache()
 	ch.stats.errors = make(map[int]int64)
@@ -392,20 +209,44 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 // Client returns the API client the Channel uses, for calls the Channel does not wrap.
 func (ch *Channel) Client() *Client { return ch.client }
 
-// OnMessage sets the handler for customer messages (origin 3). Without one, customer messages are
-// marked done unanswered.
-func (ch *Channel) OnMessage(h MessageHandler) { ch.onMessage.Store(&h) }
+// OnMessage sets the handler for customer messages (origin 3). Like OnEvent and OnWelcome, it
+// starts the Channel if it is the first hook set: nothing is pulled before (callbacks are
+// answered and remembered). A customer message pulled while no OnMessage handler is set is not
+// marked done: it waits, in order, and is pulled again when one is set. A nil h marks customer
+// messages done unanswered.
+func (ch *Channel) OnMessage(h MessageHandler) {
+	prev := ch.onMessage.Swap(&h)
+	ch.begin()
+	if prev == nil {
+		ch.goBG(ch.sweep) // pull what waited for a handler
+	}
+}
 
-// OnEvent sets the handler for events (origin 4) and human servicers' messages (origin 5).
-func (ch *Channel) OnEvent(h EventHandler) { ch.onEvent.Store(&h) }
+// OnEvent sets the handler for events (origin 4) and human servicers' messages (origin 5). It
+// starts the Channel if it is the first hook set (see OnMessage).
+func (ch *Channel) OnEvent(h EventHandler) {
+	ch.onEvent.Store(&h)
+	ch.begin()
+}
 
 // OnWelcome sets how enter_session events with a welcome_code are answered (send_msg_on_event,
-// within 20 s of the event). The event still reaches OnEvent afterwards.
-func (ch *Channel) OnWelcome(h WelcomeHandler) { ch.onWelcome.Store(&h) }
+// within 20 s of the event). The event still reaches OnEvent afterwards. It starts the Channel if
+// it is the first hook set (see OnMessage).
+func (ch *Channel) OnWelcome(h WelcomeHandler) {
+	ch.onWelcome.Store(&h)
+	ch.begin()
+}
+
+// begin starts pulling: the start-up sweep and the account loops wait for it.
+func (ch *Channel) begin() { ch.readyOnce.Do(func() { close(ch.ready) }) }
 
 // OnCallback sets the handler for callback events other than kf_msg_or_event, such as
 // kf_account_auth_change. It runs after the callback was answered.
 func (ch *Channel) OnCallback(h CallbackHandler) { ch.onCallback.Store(&h) }
+
+// OnDeadLetter sets the hook for messages the Channel gives up on (see DeadLetterHandler). Without
+// one, they are logged at Error level and counted in Stats.DeadLetters.
+func (ch *Channel) OnDeadLetter(h DeadLetterHandler) { ch.onDead.Store(&h) }
 
 // Trigger asks the Channel to pull openKfID now, as a callback would (token may be empty: sync_msg
 // without a token is rate-limited by WeCom).
@@ -413,14 +254,16 @@ func (ch *Channel) Trigger(openKfID, token string) {
 	if openKfID == "" || ch.stopping.Load() {
 		return
 	}
-	ch.trigger(openKfID, token)
+	ch.trigger(openKfID, token, ch.now())
 }
 
 // Shutdown stops taking callbacks (they get 503, and WeCom retries them later), stops pulling,
-// lets every message already pulled finish its handler and replies, commits the cursors,
-// releases the leases and closes the stores the Channel opened. If ctx ends first, handlers are
-// cancelled, whatever is done is committed, and ctx.Err() is returned; nothing done is lost and
-// what was not done is pulled again at the next start.
+// lets every message already queued finish its handler and replies, commits the cursors,
+// releases the leases and closes the stores the Channel opened. A message waiting for a retry is
+// not waited for: it, and its customer's later messages, are left for the next start, in order.
+// If ctx ends first, handlers are cancelled, whatever is done is committed, and ctx.Err() is
+// returned; nothing done is lost and what was not done is pulled again at the next start (every
+// account with stored state is pulled at start-up).
 func (ch *Channel) Shutdown(ctx context.Context) error {
 	ch.shutdownMu.Lock()
 	defer ch.shutdownMu.Unlock()
@@ -504,7 +347,54 @@ func (ch *Channel) goBG(fn func()) {
 	}()
 }
 
+// sweep pulls every account with stored state once at start-up, so that a callback this or another
+// process answered but never pulled for (it crashed, or stopped, during the pull) is not stranded
+// until the account's next callback. A store error is retried with backoff.
+func (ch *Channel) sweep() {
+	select {
+	case <-ch.ready:
+	case <-ch.pullCtx.Done():
+		return
+	}
+	ch.accMu.Lock()
+	known := make([]string, 0, len(ch.accounts))
+	for id := range ch.accounts {
+		known = append(known, id)
+	}
+	ch.accMu.Unlock()
+	for _, id := range known {
+		ch.trigger(id, "", time.Time{})
+	}
+	bo := ch.newBackoff()
+	for {
+		ids, err := ch.stores.Accounts(ch.pullCtx)
+		if err == nil {
+			for _, id := range ids {
+				if !ch.trigger(id, "", time.Time{}) {
+					return
+				}
+			}
+			if len(ids) > 0 {
+				ch.log.Info("wxkf: pulling every known account once at start-up", "accounts", len(ids))
+			}
+			return
+		}
+		if ch.pullCtx.Err() != nil {
+			return
+		}
+		ch.noteErr("list accounts", err)
+		if !bo.wait(ch.pullCtx) {
+			return
+		}
+	}
+}
+
 func (ch *Channel) poll(every time.Duration, ids []string) {
+	select {
+	case <-ch.ready:
+	case <-ch.pullCtx.Done():
+		return
+	}
 	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
@@ -515,18 +405,27 @@ func (ch *Channel) poll(every time.Duration, ids []string) {
 			seen := map[string]bool{}
 			for _, id := range ids {
 				seen[id] = true
-				ch.trigger(id, "")
+				ch.trigger(id, "", time.Time{})
 			}
 			ch.accMu.Lock()
 			known := make([]string, 0, len(ch.accounts))
 			for id := range ch.accounts {
 				if !seen[id] {
+					seen[id] = true
 					known = append(known, id)
 				}
 			}
 			ch.accMu.Unlock()
+			if stored, err := ch.stores.Accounts(ch.pullCtx); err == nil {
+				for _, id := range stored {
+					if !seen[id] {
+						seen[id] = true
+						known = append(known, id)
+					}
+				}
+			}
 			for _, id := range known {
-				ch.trigger(id, "")
+				ch.trigger(id, "", time.Time{})
 			}
 		}
 	}

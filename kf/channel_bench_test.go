@@ -167,6 +167,9 @@ func TestMain(m *testing.M) {
 	if cfg := os.Getenv(childEnv); cfg != "" {
 		os.Exit(runBenchChild(cfg))
 	}
+	if cfg := os.Getenv(replicaEnv); cfg != "" {
+		os.Exit(runReplicaChild(cfg))
+	}
 	os.Exit(m.Run())
 }
 

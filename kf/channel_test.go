@@ -341,7 +341,7 @@ func TestServicerAndSystemMessagesNotAnswered(t *testing.T) {
 // state check on, it does not even try.
 func TestHumanServicerStateBlocksReplies(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, WithHandlerRetries(0), WithStateCheck(true))
+	e := newEnv(t, WithStateCheck(true))
 	errs := make(chan error, 1)
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
 		err := r.Text(ctx, "bot reply")
@@ -366,7 +366,7 @@ func TestHumanServicerStateBlocksReplies(t *testing.T) {
 // remembered: the next reply is not attempted.
 func TestStateRefusalFromWeComIsTyped(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, WithHandlerRetries(0))
+	e := newEnv(t)
 	errs := make(chan error, 1)
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
 		err := r.Text(ctx, "bot reply")
@@ -495,12 +495,16 @@ func TestQuotaBookKeepsSendsAfterTheMessage(t *testing.T) {
 	assert.False(t, q.take(key, "r8"), "the sixth send after a message is refused locally")
 	q.release(key, "r7")
 	assert.Equal(t, 1, q.left(key))
-	// A send in the same second as the next message cannot be ordered against it: it is taken as
-	// earlier, so a customer who writes right after the bot gets a full quota.
+	// A send in the same second as the next message (or within the clock margin before it) cannot
+	// be ordered against it: it counts against the newer window. The customer may lose a reply
+	// slot, but WeCom never answers 95001.
 	now = now.Add(time.Minute).Truncate(time.Second)
 	require.True(t, q.take(key, "r9")) // at now
 	q.observe(&Message{MsgID: "m4", OpenKfID: "wk", ExternalUserID: "u", SendTime: now})
-	assert.Equal(t, 5, q.left(key))
+	assert.Equal(t, 4, q.left(key))
+	now = now.Add(time.Minute)
+	q.observe(&Message{MsgID: "m5", OpenKfID: "wk", ExternalUserID: "u", SendTime: now})
+	assert.Equal(t, 5, q.left(key), "a send a minute before the next message does not count")
 	// 48 h later the window is closed.
 	now = now.Add(49 * time.Hour)
 	assert.True(t, q.expired(key))
@@ -590,7 +594,10 @@ func TestCrashMidBatchLosesNothing(t *testing.T) {
 			seen[s.ClientMsgID] = true
 		}
 	}
-	assert.Positive(t, e.ch.Stats().DuplicateSends, "the replayed message's first part was absorbed")
+	// The reply record marks the first part sent right after WeCom accepts it, so the replay does not
+	// even attempt it again, unless the crash fell between the send and that mark (then WeCom
+	// refuses the repeated msgid, which counts as sent).
+	assert.LessOrEqual(t, e.ch.Stats().DuplicateSends, int64(1))
 }
 
 // The access token expiring mid-run is refreshed transparently.
@@ -791,7 +798,7 @@ func TestHandlerRetryDoesNotDuplicate(t *testing.T) {
 	assert.EqualValues(t, 2, calls.Load())
 	assert.Equal(t, []string{"part one", "part two"}, []string{sent[0].Text, sent[1].Text})
 	assert.Len(t, e.srv.SentTo(e.srv.OpenKfID(), "pam"), 2)
-	assert.EqualValues(t, 1, e.ch.Stats().DuplicateSends)
+	assert.Zero(t, e.ch.Stats().DuplicateSends, "the reply record knew part one was sent: not attempted again")
 }
 
 // A panicking handler is contained: the message is done and the next one is answered.
@@ -863,7 +870,7 @@ func TestNewChannelValidates(t *testing.T) {
 // cached session state at once: the next reply is not even attempted while a human has it.
 func TestSessionEventRefreshesState(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t, WithHandlerRetries(0))
+	e := newEnv(t)
 	errs := make(chan error, 2)
 	var events []*Message
 	var mu sync.Mutex
@@ -955,7 +962,7 @@ func TestReplyWindowClosedAfter48h(t *testing.T) {
 	srv := kftest.NewServer(kftest.WithClock(clock.Now))
 	t.Cleanup(srv.Close)
 	e := &env{t: t, srv: srv, dir: t.TempDir()}
-	e.start(WithChannelClock(clock.Now), WithSkipHistory(false), WithHandlerRetries(0))
+	e.start(WithChannelClock(clock.Now), WithSkipHistory(false))
 	errs := make(chan error, 1)
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
 		errs <- r.Text(ctx, "too late")

@@ -3,28 +3,37 @@ package kf
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"strconv"
+	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/wxkf/wxkf/cursor"
 	"github.com/wxkf/wxkf/media"
 )
 
-// Replier sends replies to the customer of the message being handled. Every send carries a
-// client msgid derived from (incoming msgid, send index), so a handler that runs again (a retry,
-// or a replay after a crash) cannot reach the customer twice: WeCom rejects the repeated msgid
-// and the Replier counts that as sent.
+// Replier sends replies to the customer of the message being handled, within WeCom's rules, and so
+// that the customer never gets a reply twice nor parts of two different answers.
+//
+// Each call (Text, Image, ...) is written down with every message it will send before the first
+// send (the reply record), and every message carries a client msgid derived from the incoming
+// message. When the handler runs again for the same message (a retry, a replay after a crash, a
+// failover to another replica), each call sends what is still unsent of the recorded one, with the
+// same msgids, instead of its own input: WeCom refuses a repeated msgid, which counts as sent, so
+// nothing reaches the customer twice, and an answer cut short is completed as it was first written.
+// A rerun that answers differently (as a language model does) gets ErrReplySuperseded for its calls
+// beyond the recorded ones.
 //
 // The Replier keeps WeCom's rules (§6): at most 5 messages after the customer's latest message
 // (a reply that needs more is fitted into what is left, and a *ReplyError says what was
 // dropped), nothing after 48 h, and nothing while a human servicer has the session (state 3) or
 // it is queued or ended (a *ReplyError with ErrHumanServicer, ErrSessionQueued or
-// ErrSessionClosed). A Replier is used by one handler call; it is not safe for concurrent use.
+// ErrSessionClosed). A send that fails transiently (WeCom busy, network) makes the Channel run
+// the handler again later, even if the handler ignores the error. A Replier is used by one
+// handler call; it is not safe for concurrent use.
 type Replier interface {
 	// Text sends s, split at 2048 bytes on UTF-8 and grapheme boundaries (preferring paragraph,
 	// line, sentence and word ends), in at most QuotaLeft messages: a longer text is cut and
@@ -32,7 +41,10 @@ type Replier interface {
 	Text(ctx context.Context, s string) error
 	// Image sends an image: JPEG, PNG, GIF, WebP, BMP or TIFF, fitted to a JPEG/PNG ≤ 10 MB.
 	Image(ctx context.Context, data []byte) error
-	// ImageURL downloads an image (with the Channel's fetch client and timeout) and sends it as Image.
+	// ImageURL downloads an image and sends it as Image. The download has its own timeout
+	// (WithFetchTimeout) and, with the default fetch client, refuses loopback, private and
+	// link-local addresses (WithFetchPrivateAddresses), since URLs often come from customers or a
+	// language model.
 	ImageURL(ctx context.Context, url string) error
 	// Voice sends audio as AMR voice messages ≤ 60 s and ≤ 2 MB each: AMR is split as is; WAV,
 	// MP3 and (with ffmpeg) other formats need the Channel's AMR encoder (WithAMREncoder).
@@ -76,8 +88,6 @@ var (
 	ErrSessionQueued error = &replyReason{"session is queued for a human servicer", 95018}
 	// ErrSessionClosed: the session has ended (state 4) (matches ErrSessionEnded, 95013).
 	ErrSessionClosed error = &replyReason{"session has ended", 95013}
-	// ErrNoEncoder: Voice got non-AMR audio and the Channel has no AMR encoder.
-	ErrNoEncoder = errors.New("kf: voice needs an AMR encoder (WithAMREncoder) for non-AMR input")
 )
 
 type replyReason struct {
@@ -122,48 +132,74 @@ func (e *ReplyError) Unwrap() []error {
 	return []error{e.Reason}
 }
 
-// DuplicateMsgIDCode is the errcode with which send_msg rejects a client msgid already used in the
-// account. WeCom documents that a repeated msgid fails but not its code; 40058 (invalid parameter)
-// is the assumption here and in kftest. The Replier validates every field before sending, so a
-// 40058 on a deterministic msgid means the message was accepted before and counts as sent.
-const DuplicateMsgIDCode = 40058
+// duplicateMsgIDCode is the errcode with which send_msg (and send_msg_on_event) is assumed to
+// refuse a client msgid already used in the account. WeCom documents that a repeated msgid fails
+// (§6) but not how, and 40058 is its generic invalid-parameter code: so a 40058 counts as "already
+// accepted" only when its errmsg names the msgid as a duplicate (isDuplicateMsgID). Any other 40058
+// is a failure, reported with WeCom's errmsg.
+const duplicateMsgIDCode = 40058
 
-func isDuplicateSend(err error) bool { return ErrorCode(err) == DuplicateMsgIDCode }
-
-// clientMsgID derives the send_msg msgid of the index-th send answering incoming: ≤ 32 bytes of
-// [0-9a-zA-Z_-] (§6), the same on every run, different for every (account, message, index).
-func clientMsgID(openKfID, incoming string, index int) string {
-	h := sha256.New()
-	h.Write([]byte(openKfID))
-	h.Write([]byte{0})
-	h.Write([]byte(incoming))
-	var sum [sha256.Size]byte
-	h.Sum(sum[:0])
-	var b [32]byte
-	base64.RawURLEncoding.Encode(b[:24], sum[:18]) // 144 bits
-	b[24] = '_'
-	return string(strconv.AppendInt(b[:25], int64(index), 10))
+// isDuplicateMsgID reports whether err is WeCom refusing a send because its client msgid was
+// already used: errcode 40058 with an errmsg that names the msgid and says it is taken.
+func isDuplicateMsgID(err error) bool {
+	var ae *APIError
+	if !errors.As(err, &ae) || ae.Code != duplicateMsgIDCode {
+		return false
+	}
+	msg := strings.ToLower(ae.Msg)
+	if !strings.Contains(msg, "msgid") && !strings.Contains(msg, "msg_id") {
+		return false
+	}
+	for _, w := range []string{"dup", "exist", "repeat", "already", "used", "重复", "已存在", "已使用"} {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
 }
 
+// noteDuplicate counts a send refused as a repeat and logs WeCom's wording the first time.
+func (ch *Channel) noteDuplicate(err error) {
+	ch.stats.duplicateSends.Add(1)
+	ch.dupWording.Do(func() {
+		var ae *APIError
+		errors.As(err, &ae)
+		ch.log.Info("wxkf: WeCom refused a repeated client msgid (counted as already sent)",
+			"path", ae.Path, "errcode", ae.Code, "errmsg", ae.Msg)
+	})
+}
+
+// replier is the Replier of one handler run. Every call goes through the message's reply record
+// (see outbox.go).
 type replier struct {
 	ch       *Channel
+	s        *session
+	it       *item
 	m        *Message
 	openKfID string
 	user     string
 	key      string
-	next     int // send index for client msgids
+	rec      *replyRecord
+	call     int   // index of the next Replier call in the record
+	diverged bool  // this run's calls differ from the recorded ones
+	failure  error // the first transient send failure of this run (retried even if the handler swallows it)
 	checked  bool
 }
 
-func (ch *Channel) newReplier(m *Message) *replier {
+func (ch *Channel) newReplier(it *item, s *session) *replier {
+	m := it.m
 	u := customerOf(m)
-	return &replier{ch: ch, m: m, openKfID: m.OpenKfID, user: u, key: customerKey(m.OpenKfID, u)}
+	return &replier{ch: ch, s: s, it: it, m: m, openKfID: m.OpenKfID, user: u, key: customerKey(m.OpenKfID, u), rec: it.rec}
 }
 
 func (r *replier) QuotaLeft() int { return r.ch.quota.left(r.key) }
 
+// errLeaseLost is what a send returns once the replica lost the account's lease: another replica
+// owns the message now.
+var errLeaseLost = fmt.Errorf("kf: not sent: %w (another replica handles this account now)", cursor.ErrLeaseLost)
+
 // ready checks what forbids sending before any upload: no customer, the session state, the 48 h
-// window, the quota.
+// window.
 func (r *replier) ready(ctx context.Context) error {
 	if r.user == "" {
 		return fmt.Errorf("%w: this message has no customer to reply to", ErrInvalidArgument)
@@ -172,8 +208,10 @@ func (r *replier) ready(ctx context.Context) error {
 }
 
 // readyState checks the session state and the 48 h window. The state comes from the cache
-// (session_status_change events, Handoff, earlier 95018 answers); with query it is asked from
-// service_state/get when the cache has none.
+// (session_status_change events, Handoff, earlier 95018 answers), but the cache is trusted only
+// for messages older than what it learned: a customer message that arrived after the evidence
+// gets a fresh look (service_state/get), so a session that came back to the bot without an event
+// is never answered with silence. With query the state is also asked when the cache has none.
 func (r *replier) readyState(ctx context.Context, query bool) error {
 	if err := r.checkState(ctx, query); err != nil {
 		return err
@@ -185,12 +223,15 @@ func (r *replier) readyState(ctx context.Context, query bool) error {
 }
 
 func (r *replier) checkState(ctx context.Context, query bool) error {
-	st, ok := r.ch.states.get(r.key, r.ch.now())
+	st, at, ok := r.ch.states.get(r.key, r.ch.now())
+	if ok && stateReason(st) != nil && !r.m.SendTime.Before(at.Truncate(time.Second)) {
+		ok, query = false, true // the evidence is not newer than this message: look again
+	}
 	if !ok && query && !r.checked {
 		s, err := r.ch.client.GetServiceState(ctx, r.openKfID, r.user)
 		if err != nil {
-			// Unknown state: let WeCom decide (95018 is still turned into ErrHumanServicer).
-			r.ch.noteErr("service_state/get", err)
+			// Unknown state: let WeCom decide (a 95018 is still turned into a ReplyError).
+			r.ch.noteErr("service_state/get", err, "open_kfid", r.openKfID)
 			r.checked = true
 			return nil
 		}
@@ -219,28 +260,163 @@ func stateReason(st ServiceStateValue) error {
 	return nil
 }
 
-// send sends one message with the next client msgid, counting it against the quota.
-func (r *replier) send(ctx context.Context, c Content) error {
-	id := clientMsgID(r.openKfID, r.m.MsgID, r.next)
-	r.next++
-	if !r.ch.quota.take(r.key, id) {
+// refused95018 tells what a 95018 means (§6, global error codes: the session state forbids sending,
+// or the session is older than 48 h) by asking service_state/get once.
+func (r *replier) refused95018(ctx context.Context, err error) error {
+	s, gerr := r.ch.client.GetServiceState(ctx, r.openKfID, r.user)
+	if gerr != nil {
+		r.ch.noteErr("service_state/get", gerr, "open_kfid", r.openKfID)
+		return &ReplyError{Reason: ErrHumanServicer, Dropped: 1, Err: err} // the likelier meaning; not cached
+	}
+	r.ch.states.put(r.key, s.State, r.ch.now())
+	if reason := stateReason(s.State); reason != nil {
+		return &ReplyError{Reason: reason, Dropped: 1, Err: err}
+	}
+	return &ReplyError{Reason: ErrWindowExpired, Dropped: 1, Err: err} // the bot has the session: 48 h passed
+}
+
+// do runs one Replier call through the reply record. build makes the call's messages (uploading
+// media as needed) given the quota left; it runs only when the call is not in the record yet.
+func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx context.Context, left int) ([]Content, *ReplyError, error)) error {
+	if err := r.ready(ctx); err != nil {
+		return err
+	}
+	if r.rec.unreadable {
+		return ErrReplySuperseded
+	}
+	idx := r.call
+	r.call++
+	if idx < len(r.rec.Calls) {
+		if r.rec.Calls[idx].Hash != hash {
+			r.diverged = true
+		}
+		return r.sendRecorded(ctx, idx)
+	}
+	if r.diverged {
+		r.ch.stats.superseded.Add(1)
+		r.ch.log.Warn("wxkf: a rerun answered differently; its further reply is dropped so the customer "+
+			"never gets parts of two answers (the earlier answer may have been cut short)",
+			"open_kfid", r.openKfID, "msgid", r.m.MsgID)
+		return ErrReplySuperseded
+	}
+	contents, cut, err := build(ctx, r.QuotaLeft())
+	if err != nil {
+		return err
+	}
+	if len(contents) == 0 {
+		if cut != nil {
+			return cut
+		}
+		return nil
+	}
+	call := replyCall{Kind: kind, Hash: hash, Parts: make([]replyPart, len(contents))}
+	next := r.rec.parts()
+	for i, c := range contents {
+		p, err := recordPart(clientMsgID(r.openKfID, r.m.MsgID, next+i), c)
+		if err != nil {
+			return err
+		}
+		call.Parts[i] = p
+	}
+	r.rec.Calls = append(r.rec.Calls, call)
+	if err := r.persist(ctx); err != nil {
+		r.rec.Calls = r.rec.Calls[:idx]
+		return err
+	}
+	if err := r.sendRecorded(ctx, idx); err != nil {
+		var re *ReplyError
+		if cut != nil && errors.As(err, &re) {
+			re.Dropped += cut.Dropped
+			re.DroppedBytes += cut.DroppedBytes
+		}
+		return err
+	}
+	if cut != nil {
+		cut.Sent = len(contents)
+		return cut
+	}
+	return nil
+}
+
+// persist writes the record through the lease, before a send and after each accepted one.
+func (r *replier) persist(ctx context.Context) error {
+	b, err := r.rec.encode()
+	if err != nil {
+		return err
+	}
+	if err := r.s.lease.PutReply(ctx, r.m.MsgID, b); err != nil {
+		if errors.Is(err, cursor.ErrLeaseLost) || errors.Is(err, cursor.ErrReleased) {
+			r.s.lost()
+			r.failure = errLeaseLost
+			return errLeaseLost
+		}
+		r.ch.noteErr("reply record", err, "open_kfid", r.openKfID, "msgid", r.m.MsgID)
+		if r.failure == nil {
+			r.failure = Retry(err) // a store outage: run again later
+		}
+		return err
+	}
+	return nil
+}
+
+// sendRecorded sends the parts of recorded call idx that WeCom has not accepted yet.
+func (r *replier) sendRecorded(ctx context.Context, idx int) error {
+	c := &r.rec.Calls[idx]
+	total := len(c.Parts)
+	sent := 0
+	for i := range c.Parts {
+		p := &c.Parts[i]
+		if p.Sent {
+			sent++
+			continue
+		}
+		err := r.send(ctx, p)
+		if err != nil {
+			var re *ReplyError
+			if errors.As(err, &re) {
+				re.Sent, re.Dropped = sent, total-sent
+			}
+			return err
+		}
+		sent++
+		p.Sent = true
+		if err := r.persist(ctx); err != nil && errors.Is(err, cursor.ErrLeaseLost) {
+			return err
+		}
+		// Another store error here loses only the mark: a rerun sends the part again, and WeCom
+		// refuses the repeated msgid (which counts as sent).
+	}
+	return nil
+}
+
+// send sends one recorded part, counting it against the quota. The lease is checked first: a
+// replica that lost the account sends nothing more.
+func (r *replier) send(ctx context.Context, p *replyPart) error {
+	if !r.s.valid() {
+		r.failure = errLeaseLost
+		return errLeaseLost
+	}
+	if !r.ch.quota.take(r.key, p.ID) {
 		return &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}
 	}
-	_, err := r.ch.client.SendMsg(ctx, SendMsgRequest{ToUser: r.user, OpenKfID: r.openKfID, MsgID: id, Content: c})
+	_, err := r.ch.client.SendMsg(ctx, SendMsgRequest{ToUser: r.user, OpenKfID: r.openKfID, MsgID: p.ID, Content: rawContent{p.Type, p.Body}})
 	switch {
 	case err == nil:
 		r.ch.stats.replies.Add(1)
 		return nil
-	case isDuplicateSend(err):
-		r.ch.stats.duplicateSends.Add(1) // accepted by an earlier run: already with the customer
+	case isDuplicateMsgID(err):
+		r.ch.noteDuplicate(err) // accepted by an earlier run: already with the customer
 		return nil
 	}
-	r.ch.quota.release(r.key, id)
-	r.ch.noteErr("send_msg", err)
+	r.ch.noteErr("send_msg", err, "open_kfid", r.openKfID, "msgid", r.m.MsgID)
+	var req *RequestError
+	var he *HTTPError
+	if !errors.As(err, &req) && !errors.As(err, &he) {
+		r.ch.quota.release(r.key, p.ID) // refused: it did not count. (After a network or gateway error it may have.)
+	}
 	switch ErrorCode(err) {
 	case 95018:
-		r.ch.states.put(r.key, ServiceStateServicer, r.ch.now()) // queued or with a human: quiet until an event says otherwise
-		return &ReplyError{Reason: ErrHumanServicer, Dropped: 1, Err: err}
+		return r.refused95018(ctx, err)
 	case 95013:
 		r.ch.states.put(r.key, ServiceStateEnded, r.ch.now())
 		return &ReplyError{Reason: ErrSessionClosed, Dropped: 1, Err: err}
@@ -250,22 +426,10 @@ func (r *replier) send(ctx context.Context, c Content) error {
 	case 95002:
 		return &ReplyError{Reason: ErrWindowExpired, Dropped: 1, Err: err}
 	}
-	return err
-}
-
-// sendAll sends contents in order, stopping at the first failure; a *ReplyError gets the counts
-// of the whole call.
-func (r *replier) sendAll(ctx context.Context, contents []Content) error {
-	for i, c := range contents {
-		if err := r.send(ctx, c); err != nil {
-			var re *ReplyError
-			if errors.As(err, &re) {
-				re.Sent, re.Dropped = i, len(contents)-i
-			}
-			return err
-		}
+	if transient(err) && r.failure == nil {
+		r.failure = err
 	}
-	return nil
+	return err
 }
 
 func (r *replier) Ready(ctx context.Context) error {
@@ -278,61 +442,6 @@ func (r *replier) Ready(ctx context.Context) error {
 	return r.haveQuota(1)
 }
 
-func (r *replier) Send(ctx context.Context, c Content) error {
-	if err := r.ready(ctx); err != nil {
-		return err
-	}
-	return r.send(ctx, c)
-}
-
-func (r *replier) Text(ctx context.Context, s string) error {
-	if s == "" {
-		return nil
-	}
-	if err := r.ready(ctx); err != nil {
-		return err
-	}
-	parts := media.SplitText(s, media.MaxTextBytes)
-	left := r.QuotaLeft()
-	var cut *ReplyError
-	if len(parts) > left {
-		if left == 0 {
-			return &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(parts), DroppedBytes: len(s)}
-		}
-		fitted, _ := media.FitText(s, media.MaxTextBytes, left, r.ch.cfg.marker)
-		sent := 0
-		for _, p := range fitted {
-			sent += len(p)
-		}
-		sent -= len(r.ch.cfg.marker)
-		cut = &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(parts) - len(fitted), DroppedBytes: len(s) - max(sent, 0)}
-		parts = fitted
-	}
-	contents := make([]Content, len(parts))
-	for i, p := range parts {
-		contents[i] = NewText(p)
-	}
-	if err := r.sendAll(ctx, contents); err != nil {
-		return err
-	}
-	if cut != nil {
-		cut.Sent = len(parts)
-		return cut
-	}
-	return nil
-}
-
-// upload uploads data as kind. Callers check the quota first, so a reply that cannot be sent
-// costs no upload.
-func (r *replier) upload(ctx context.Context, kind media.Kind, filename string, data []byte) (string, error) {
-	up, err := r.ch.client.UploadMedia(ctx, kind, filename, bytes.NewReader(data))
-	if err != nil {
-		r.ch.noteErr("media/upload", err)
-		return "", err
-	}
-	return up.MediaID, nil
-}
-
 func (r *replier) haveQuota(n int) error {
 	if r.QuotaLeft() == 0 {
 		return &ReplyError{Reason: ErrQuotaExhausted, Dropped: n}
@@ -340,98 +449,148 @@ func (r *replier) haveQuota(n int) error {
 	return nil
 }
 
+// one builds a single message, when there is quota for it.
+func one(c Content) func(context.Context, int) ([]Content, *ReplyError, error) {
+	return func(_ context.Context, left int) ([]Content, *ReplyError, error) {
+		if left == 0 {
+			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+		}
+		return []Content{c}, nil, nil
+	}
+}
+
+func (r *replier) Send(ctx context.Context, c Content) error {
+	t, p, err := contentPayload(c)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(p)
+	if err != nil {
+		return err
+	}
+	return r.do(ctx, "send", callHash(string(t), body), one(c))
+}
+
+func (r *replier) Link(ctx context.Context, l *Link) error         { return r.Send(ctx, l) }
+func (r *replier) Menu(ctx context.Context, m *Menu) error         { return r.Send(ctx, m) }
+func (r *replier) Location(ctx context.Context, l *Location) error { return r.Send(ctx, l) }
+
+func (r *replier) Text(ctx context.Context, s string) error {
+	if s == "" {
+		return nil
+	}
+	return r.do(ctx, "text", callHash("text", []byte(s)), func(_ context.Context, left int) ([]Content, *ReplyError, error) {
+		if !utf8.ValidString(s) {
+			return nil, nil, fmt.Errorf("%w: text is not valid UTF-8", ErrInvalidArgument)
+		}
+		parts := media.SplitText(s, media.MaxTextBytes)
+		var cut *ReplyError
+		if len(parts) > left {
+			if left == 0 {
+				return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(parts), DroppedBytes: len(s)}, nil
+			}
+			fitted, _ := media.FitText(s, media.MaxTextBytes, left, r.ch.cfg.marker)
+			sent := 0
+			for _, p := range fitted {
+				sent += len(p)
+			}
+			sent -= len(r.ch.cfg.marker)
+			cut = &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(parts) - len(fitted), DroppedBytes: len(s) - max(sent, 0)}
+			parts = fitted
+		}
+		contents := make([]Content, len(parts))
+		for i, p := range parts {
+			contents[i] = NewText(p)
+		}
+		return contents, cut, nil
+	})
+}
+
+// upload uploads data as kind. Callers check the quota first, so a reply that cannot be sent
+// costs no upload.
+func (r *replier) upload(ctx context.Context, kind media.Kind, filename string, data []byte) (string, error) {
+	up, err := r.ch.client.UploadMedia(ctx, kind, filename, bytes.NewReader(data))
+	if err != nil {
+		r.ch.noteErr("media/upload", err, "open_kfid", r.openKfID)
+		if transient(err) && r.failure == nil {
+			r.failure = err
+		}
+		return "", err
+	}
+	return up.MediaID, nil
+}
+
 func (r *replier) Image(ctx context.Context, data []byte) error {
-	if err := r.ready(ctx); err != nil {
-		return err
+	return r.do(ctx, "image", callHash("image", data), r.buildImage(data))
+}
+
+func (r *replier) buildImage(data []byte) func(context.Context, int) ([]Content, *ReplyError, error) {
+	return func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
+		if left == 0 {
+			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+		}
+		out, format, err := media.FitImage(data, media.MaxImageBytes)
+		if err != nil {
+			return nil, nil, fmt.Errorf("kf: reply image: %w", err)
+		}
+		ext := ".jpg"
+		if format == "png" {
+			ext = ".png"
+		}
+		id, err := r.upload(ctx, media.KindImage, "image"+ext, out)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []Content{NewImage(id)}, nil, nil
 	}
-	if err := r.haveQuota(1); err != nil {
-		return err
-	}
-	out, format, err := media.FitImage(data, media.MaxImageBytes)
-	if err != nil {
-		return fmt.Errorf("kf: reply image: %w", err)
-	}
-	ext := ".jpg"
-	if format == "png" {
-		ext = ".png"
-	}
-	id, err := r.upload(ctx, media.KindImage, "image"+ext, out)
-	if err != nil {
-		return err
-	}
-	return r.send(ctx, NewImage(id))
 }
 
 // maxFetchBytes caps what ImageURL downloads (a larger source could not become ≤ 10 MB sensibly).
 const maxFetchBytes = 64 << 20
 
+// ImageURL downloads the image only when the call is not recorded yet (a rerun replays the image
+// the first run uploaded).
 func (r *replier) ImageURL(ctx context.Context, rawURL string) error {
-	if err := r.ready(ctx); err != nil {
-		return err
-	}
-	if err := r.haveQuota(1); err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, r.ch.cfg.fetchTO)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, rawURL, nil)
-	if err != nil {
-		return fmt.Errorf("kf: reply image url: %w", err)
-	}
-	resp, err := r.ch.cfg.httpClient.Do(req)
-	if err != nil {
-		return fmt.Errorf("kf: reply image url: %w", err)
-	}
-	defer resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("kf: reply image url: HTTP %d", resp.StatusCode)
-	}
-	data, err := io.ReadAll(io.LimitReader(resp.Body, maxFetchBytes+1))
-	if err != nil {
-		return fmt.Errorf("kf: reply image url: %w", err)
-	}
-	if len(data) > maxFetchBytes {
-		return fmt.Errorf("kf: reply image url: larger than %d MB", maxFetchBytes>>20)
-	}
-	return r.Image(ctx, data)
+	return r.do(ctx, "image_url", callHash("image_url", []byte(rawURL)), func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
+		if left == 0 {
+			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+		}
+		data, err := r.ch.fetchImage(ctx, rawURL)
+		if err != nil {
+			return nil, nil, err
+		}
+		return r.buildImage(data)(ctx, left)
+	})
 }
 
 func (r *replier) Voice(ctx context.Context, data []byte) error {
-	if err := r.ready(ctx); err != nil {
-		return err
-	}
-	if err := r.haveQuota(1); err != nil {
-		return err
-	}
-	pieces, err := media.ToVoice(ctx, data, r.ch.cfg.encoder)
-	if err != nil {
-		if errors.Is(err, media.ErrNoEncoder) {
-			return fmt.Errorf("%w: %w", ErrNoEncoder, err)
+	return r.do(ctx, "voice", callHash("voice", data), func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
+		if left == 0 {
+			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
 		}
-		return fmt.Errorf("kf: reply voice: %w", err)
-	}
-	left := r.QuotaLeft()
-	send := pieces
-	if len(pieces) > left {
-		send = pieces[:left]
-	}
-	for i, p := range send {
-		id, err := r.upload(ctx, media.KindVoice, "voice"+strconv.Itoa(i+1)+".amr", p)
+		pieces, err := media.ToVoice(ctx, data, r.ch.cfg.encoder)
 		if err != nil {
-			return err
-		}
-		if err := r.send(ctx, NewVoice(id)); err != nil {
-			var re *ReplyError
-			if errors.As(err, &re) {
-				re.Sent, re.Dropped = i, len(pieces)-i
+			if errors.Is(err, media.ErrNoEncoder) {
+				return nil, nil, fmt.Errorf("kf: reply voice: non-AMR audio needs the Channel's AMR encoder (WithAMREncoder): %w", err)
 			}
-			return err
+			return nil, nil, fmt.Errorf("kf: reply voice: %w", err)
 		}
-	}
-	if len(send) < len(pieces) {
-		return &ReplyError{Reason: ErrQuotaExhausted, Sent: len(send), Dropped: len(pieces) - len(send)}
-	}
-	return nil
+		send := pieces
+		var cut *ReplyError
+		if len(pieces) > left {
+			send = pieces[:left]
+			cut = &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(pieces) - left}
+		}
+		contents := make([]Content, len(send))
+		for i, p := range send {
+			id, err := r.upload(ctx, media.KindVoice, "voice"+strconv.Itoa(i+1)+".amr", p)
+			if err != nil {
+				return nil, nil, err
+			}
+			contents[i] = NewVoice(id)
+		}
+		return contents, cut, nil
+	})
 }
 
 func (r *replier) Video(ctx context.Context, data []byte) error {
@@ -446,26 +605,24 @@ func (r *replier) File(ctx context.Context, filename string, data []byte) error 
 }
 
 func (r *replier) uploadAndSend(ctx context.Context, kind media.Kind, filename string, data []byte, mk func(string) Content) error {
-	if err := r.ready(ctx); err != nil {
-		return err
-	}
-	if err := r.haveQuota(1); err != nil {
-		return err
-	}
-	id, err := r.upload(ctx, kind, filename, data)
-	if err != nil {
-		return err
-	}
-	return r.send(ctx, mk(id))
+	return r.do(ctx, string(kind), callHash(string(kind), []byte(filename), data), func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
+		if left == 0 {
+			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+		}
+		id, err := r.upload(ctx, kind, filename, data)
+		if err != nil {
+			return nil, nil, err
+		}
+		return []Content{mk(id)}, nil, nil
+	})
 }
-
-func (r *replier) Link(ctx context.Context, l *Link) error         { return r.Send(ctx, l) }
-func (r *replier) Menu(ctx context.Context, m *Menu) error         { return r.Send(ctx, m) }
-func (r *replier) Location(ctx context.Context, l *Location) error { return r.Send(ctx, l) }
 
 func (r *replier) Handoff(ctx context.Context, servicerUserID string) error {
 	if r.user == "" {
 		return fmt.Errorf("%w: this message has no customer to hand off", ErrInvalidArgument)
+	}
+	if !r.s.valid() {
+		return errLeaseLost
 	}
 	st := ServiceStateQueued
 	if servicerUserID != "" {
@@ -475,7 +632,7 @@ func (r *replier) Handoff(ctx context.Context, servicerUserID string) error {
 		OpenKfID: r.openKfID, ExternalUserID: r.user, State: st, ServicerUserID: servicerUserID,
 	})
 	if err != nil {
-		r.ch.noteErr("service_state/trans", err)
+		r.ch.noteErr("service_state/trans", err, "open_kfid", r.openKfID)
 		return err
 	}
 	r.ch.states.put(r.key, st, r.ch.now())
@@ -494,54 +651,3 @@ func customerOf(m *Message) string {
 }
 
 func customerKey(openKfID, user string) string { return openKfID + "\x00" + user }
-
-// welcome answers an enter_session event that carries a welcome_code, with send_msg_on_event
-// inside the code's 20 s window (§5, §6).
-func (ch *Channel) welcome(ctx context.Context, m *Message) {
-	h := ch.onWelcome.Load()
-	if h == nil || m.Event == nil || m.Event.WelcomeCode == "" {
-		return
-	}
-	deadline := m.SendTime.Add(welcomeWindow)
-	if m.SendTime.IsZero() {
-		deadline = ch.now().Add(welcomeWindow)
-	}
-	if !ch.now().Before(deadline) {
-		ch.log.Info("wxkf: welcome code expired before it could be used", "open_kfid", m.OpenKfID, "msgid", m.MsgID)
-		ch.stats.welcomeExpired.Add(1)
-		return
-	}
-	ctx, cancel := context.WithTimeout(ctx, deadline.Sub(ch.now()))
-	defer cancel()
-	c, err := ch.callWelcome(ctx, *h, m)
-	if err != nil || c == nil {
-		if err != nil {
-			ch.log.Warn("wxkf: welcome handler", "err", err)
-			ch.stats.handlerErrors.Add(1)
-		}
-		return
-	}
-	_, err = ch.client.SendMsgOnEvent(ctx, SendMsgOnEventRequest{
-		Code: m.Event.WelcomeCode, MsgID: clientMsgID(m.OpenKfID, m.MsgID, 0), Content: c,
-	})
-	switch {
-	case err == nil:
-		ch.stats.replies.Add(1)
-	case isDuplicateSend(err):
-		ch.stats.duplicateSends.Add(1)
-	default:
-		ch.noteErr("send_msg_on_event", err)
-	}
-}
-
-// welcomeWindow is how long a welcome_code is valid (§5).
-const welcomeWindow = 20 * time.Second
-
-func (ch *Channel) callWelcome(ctx context.Context, h WelcomeHandler, m *Message) (c Content, err error) {
-	defer func() {
-		if v := recover(); v != nil {
-			err = fmt.Errorf("kf: welcome handler panicked: %v", v)
-		}
-	}()
-	return h(ctx, m)
-}

@@ -12,7 +12,12 @@ const redacted = "REDACTED"
 // secretValue finds the value of an access_token or corpsecret in a query string
 // (access_token=…), a percent-encoded one (access_token%3D…) or a JSON object ("access_token":"…").
 // It is compiled once and never changes.
-var secretValue = regexp.MustCompile(`(?i)((?:access_token|corpsecret)(?:=|%3D|"\s*:\s*"))([^&"\s;,'%]*)`)
+//
+// The value runs to the next separator of its form: & for a query, " for JSON, or whitespace and
+// punctuation around it. A value may hold percent escapes (a secret with + or / in it), so an
+// escape does not end it, except the escapes of those separators (%26 &, %22 ", %20 space, %27 ',
+// %2C comma, %3B ;), which end it in a percent-encoded query.
+var secretValue = regexp.MustCompile(`(?i)((?:access_token|corpsecret)(?:=|%3D|"\s*:\s*"))((?:[^&"\s;,'%]|%(?:[014-9a-f][0-9a-f]|2[13-589abd-f]|3[0-9ac-f]))*)`)
 
 // redact removes access_token and corpsecret values from s (wecom-kf-api.md §3: never log or return
 // them). It is applied to every error text and URL this package emits.

@@ -5,41 +5,6 @@ import (
 	"encoding/json"
 )
 
-// API paths (wecom-kf-api.md §3–§9).
-const (
-	pathGetToken                = "/cgi-bin/gettoken"
-	pathSyncMsg                 = "/cgi-bin/kf/sync_msg"
-	pathSendMsg                 = "/cgi-bin/kf/send_msg"
-	pathSendMsgOnEvent          = "/cgi-bin/kf/send_msg_on_event"
-	pathServiceStateGet         = "/cgi-bin/kf/service_state/get"
-	pathServiceStateTrans       = "/cgi-bin/kf/service_state/trans"
-	pathAccountAdd              = "/cgi-bin/kf/account/add"
-	pathAccountDel              = "/cgi-bin/kf/account/del"
-	pathAccountUpdate           = "/cgi-bin/kf/account/update"
-	pathAccountList             = "/cgi-bin/kf/account/list"
-	pathAddContactWay           = "/cgi-bin/kf/add_contact_way"
-	pathServicerAdd             = "/cgi-bin/kf/servicer/add"
-	pathServicerDel             = "/cgi-bin/kf/servicer/del"
-	pathServicerList            = "/cgi-bin/kf/servicer/list"
-	pathCustomerBatchGet        = "/cgi-bin/kf/customer/batchget"
-	pathGetCorpQualification    = "/cgi-bin/kf/get_corp_qualification"
-	pathGetUpgradeServiceConfig = "/cgi-bin/kf/customer/get_upgrade_service_config"
-	pathUpgradeService          = "/cgi-bin/kf/customer/upgrade_service"
-	pathCancelUpgradeService    = "/cgi-bin/kf/customer/cancel_upgrade_service"
-	pathGetCorpStatistic        = "/cgi-bin/kf/get_corp_statistic"
-	pathGetServicerStatistic    = "/cgi-bin/kf/get_servicer_statistic"
-	pathKnowledgeAddGroup       = "/cgi-bin/kf/knowledge/add_group"
-	pathKnowledgeDelGroup       = "/cgi-bin/kf/knowledge/del_group"
-	pathKnowledgeModGroup       = "/cgi-bin/kf/knowledge/mod_group"
-	pathKnowledgeListGroup      = "/cgi-bin/kf/knowledge/list_group"
-	pathKnowledgeAddIntent      = "/cgi-bin/kf/knowledge/add_intent"
-	pathKnowledgeDelIntent      = "/cgi-bin/kf/knowledge/del_intent"
-	pathKnowledgeModIntent      = "/cgi-bin/kf/knowledge/mod_intent"
-	pathKnowledgeListIntent     = "/cgi-bin/kf/knowledge/list_intent"
-	pathMediaUpload             = "/cgi-bin/media/upload"
-	pathMediaGet                = "/cgi-bin/media/get"
-)
-
 // sync_msg limits (§4).
 const (
 	// MaxSyncLimit is the largest (and default) sync_msg page size.
