@@ -35,6 +35,7 @@ func TestEchoEndToEnd(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs the binary")
 	}
+	t.Parallel()
 	bin := filepath.Join(t.TempDir(), "echo")
 	build := exec.Command("go", "build", "-o", bin, ".")
 	build.Env = append(os.Environ(), "CGO_ENABLED=0") // the contract: pure Go

@@ -17,7 +17,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
+	"time"
 
 	"github.com/wxkf/wxkf/internal/config"
 	"github.com/wxkf/wxkf/internal/serve"
@@ -48,10 +50,19 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	register(ch, log)
+	register(ch, log, switches())
 
 	mux := http.NewServeMux()
 	mux.Handle("/wxkf/", ch)
 	mux.Handle("/wxkf", ch)
 	return serve.Run(ctx, cfg.Addr(), mux, ch, log)
+}
+
+// switches reads the test switches from the environment.
+func switches() testSwitches {
+	sw := testSwitches{runTag: os.Getenv("WECHATCOM_KF_ECHO_RUN_TAG") == "1"}
+	if ms, err := strconv.Atoi(os.Getenv("WECHATCOM_KF_ECHO_DELAY_MS")); err == nil && ms > 0 {
+		sw.delay = time.Duration(ms) * time.Millisecond
+	}
+	return sw
 }
