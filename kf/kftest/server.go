@@ -160,6 +160,7 @@ type Server struct {
 	rejected   []Rejection
 	knowledge  knowledgeBase
 	cbURL      string
+	overrides  map[string]http.Handler // Handle, FailWith
 
 	obsMu     sync.Mutex
 	observers map[int]func(Record)
