@@ -3,6 +3,7 @@ package kf_test
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,6 +319,12 @@ func TestOriginAndEnumStrings(t *testing.T) {
 	assert.Equal(t, "receiving", kf.ServicerReceiving.String())
 	assert.Equal(t, "taken from queue", kf.SessionTakenFromQueue.String())
 	assert.Equal(t, "FailType(99)", kf.FailType(99).String())
+	for f := kf.FailType(0); f <= 13; f++ { // doc 94670 lists every fail_type but 3
+		assert.Equal(t, f == 3, strings.HasPrefix(f.String(), "FailType("), "fail_type %d", f)
+	}
+	assert.Equal(t, "no WeChat Channels bound", kf.FailChannelsNotBound.String())
+	assert.Equal(t, "no WeChat Channels bound and corp not verified", kf.FailChannelsNotBoundCorpNotVerified.String())
+	assert.Contains(t, kf.FailSecurity.String(), "unconfirmed")
 	assert.Equal(t, "servicer", kf.ServiceStateServicer.String())
 	assert.True(t, kf.ServiceStateNew.CanSend())
 	assert.True(t, kf.ServiceStateAssistant.CanSend())
