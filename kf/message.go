@@ -226,7 +226,11 @@ type MenuTextItem struct {
 	NoNewline int    `json:"no_newline,omitempty"`
 }
 
-// ChannelsShopProduct is a WeChat Channels shop product card (§4); SalesPrice is in fen, as a string.
+// ChannelsShopProduct is a WeChat Channels shop product card (§4, doc 94670). No copy of the official
+// page settles its field names, and the published samples disagree: decoding accepts both head_image
+// and head_img, both shop_head_image and shop_head_img, and sales_price as a string or a number
+// (SalesPrice keeps its decimal text, in fen). Encoding uses head_image, shop_head_image and a
+// string price.
 type ChannelsShopProduct struct {
 	ProductID     string `json:"product_id"`
 	HeadImage     string `json:"head_image,omitempty"`
