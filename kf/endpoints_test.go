@@ -538,7 +538,7 @@ func TestEndpointKnowledge(t *testing.T) {
 		Question:         "When does it ship?",
 		SimilarQuestions: []string{"Shipping time?", "How long?"},
 		Answers: []kf.KnowledgeAnswer{{Text: "Within 24 h.", Attachments: []kf.KnowledgeAttachment{
-			{MsgType: kf.MsgTypeImage, Image: &kf.Image{MediaID: imgID}}}}},
+			{MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{MediaID: imgID}}}}},
 	})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{
@@ -564,6 +564,53 @@ func TestEndpointKnowledge(t *testing.T) {
 	assert.Equal(t, "1 day", in.Answers[0].Text)
 	assert.False(t, intents.HasMore)
 
+	// mod_intent: question and answers are each optional; only what is set is sent.
+	require.NoError(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, Question: "Shipping?"}))
+	assert.Equal(t, map[string]any{"intent_id": iid, "question": map[string]any{"text": map[string]any{"content": "Shipping?"}}},
+		f.request(t, "/cgi-bin/kf/knowledge/mod_intent"))
+	require.NoError(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, SimilarQuestions: []string{}}))
+	assert.Equal(t, map[string]any{"intent_id": iid, "similar_questions": map[string]any{"items": []any{}}},
+		f.request(t, "/cgi-bin/kf/knowledge/mod_intent"))
+	require.ErrorIs(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid}), kf.ErrInvalidArgument, "nothing to change")
+
+	// Attachments of every kind (doc 95972); list_intent names images and videos by file name.
+	vidID := f.srv.PutMedia("video", "v.mp4", []byte("not really an mp4"))
+	link := &kf.KnowledgeLink{Title: "Policy", Desc: "Returns", URL: "https://example.com/r", PicURL: "https://example.com/p.jpg"}
+	require.NoError(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, Answers: []kf.KnowledgeAnswer{{Text: "See",
+		Attachments: []kf.KnowledgeAttachment{
+			{MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{MediaID: imgID, Name: "ignored.jpg"}},
+			{MsgType: kf.MsgTypeVideo, Video: &kf.KnowledgeMedia{MediaID: vidID}},
+			{MsgType: kf.MsgTypeLink, Link: link},
+			{MsgType: kf.MsgTypeMiniProgram, MiniProgram: &kf.MiniProgram{Title: "Shop", AppID: "wx1", PagePath: "/p", ThumbMediaID: imgID}},
+		}}}}))
+	sent := f.request(t, "/cgi-bin/kf/knowledge/mod_intent")
+	assert.Equal(t, []any{map[string]any{"text": map[string]any{"content": "See"}, "attachments": []any{
+		map[string]any{"msgtype": "image", "image": map[string]any{"media_id": imgID}},
+		map[string]any{"msgtype": "video", "video": map[string]any{"media_id": vidID}},
+		map[string]any{"msgtype": "link", "link": map[string]any{"title": "Policy", "desc": "Returns", "url": "https://example.com/r", "pic_url": "https://example.com/p.jpg"}},
+		map[string]any{"msgtype": "miniprogram", "miniprogram": map[string]any{"title": "Shop", "appid": "wx1", "pagepath": "/p", "thumb_media_id": imgID}},
+	}}}, sent["answers"])
+	assert.NotContains(t, sent, "question")
+	intents, err = f.c.ListKnowledgeIntents(ctx, kf.KnowledgeListRequest{IntentID: iid})
+	require.NoError(t, err)
+	require.Len(t, intents.Intents, 1)
+	assert.Equal(t, "Shipping?", intents.Intents[0].Question)
+	assert.Equal(t, []kf.KnowledgeAttachment{
+		{MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{Name: "a.jpg"}},
+		{MsgType: kf.MsgTypeVideo, Video: &kf.KnowledgeMedia{Name: "v.mp4"}},
+		{MsgType: kf.MsgTypeLink, Link: link},
+		{MsgType: kf.MsgTypeMiniProgram, MiniProgram: &kf.MiniProgram{Title: "Shop", AppID: "wx1", PagePath: "/p"}},
+	}, intents.Intents[0].Answers[0].Attachments)
+	for name, bad := range map[string]kf.KnowledgeAttachment{
+		"link without url": {MsgType: kf.MsgTypeLink, Link: &kf.KnowledgeLink{Title: "t"}},
+		"listed image":     {MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{Name: "a.jpg"}},
+		"two bodies":       {MsgType: kf.MsgTypeLink, Link: link, Image: &kf.KnowledgeMedia{MediaID: imgID}},
+		"file":             {MsgType: kf.MsgTypeFile},
+	} {
+		err := f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, Answers: []kf.KnowledgeAnswer{{Text: "x", Attachments: []kf.KnowledgeAttachment{bad}}}})
+		assert.ErrorIs(t, err, kf.ErrInvalidArgument, name)
+	}
+
 	require.NoError(t, f.c.DeleteKnowledgeIntent(ctx, iid))
 	assert.Equal(t, map[string]any{"intent_id": iid}, f.request(t, "/cgi-bin/kf/knowledge/del_intent"))
 	require.NoError(t, f.c.DeleteKnowledgeGroup(ctx, gid))
@@ -573,7 +620,7 @@ func TestEndpointKnowledge(t *testing.T) {
 	_, err = f.c.AddKnowledgeIntent(ctx, kf.KnowledgeIntent{GroupID: gid, Question: "q"})
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
 	_, err = f.c.AddKnowledgeIntent(ctx, kf.KnowledgeIntent{GroupID: gid, Question: "q", Answers: []kf.KnowledgeAnswer{{Text: "a",
-		Attachments: []kf.KnowledgeAttachment{{MsgType: kf.MsgTypeVideo, Image: &kf.Image{MediaID: "x"}}}}}})
+		Attachments: []kf.KnowledgeAttachment{{MsgType: kf.MsgTypeVideo, Image: &kf.KnowledgeMedia{MediaID: "x"}}}}}})
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
 	_, err = f.c.ListKnowledgeGroups(ctx, kf.KnowledgeListRequest{Limit: 1001})
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
@@ -757,4 +804,17 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	clear(p[:k])
 	r.read += k
 	return int(k), nil
+}
+
+// A link attachment's picture comes as pic_url in most published samples and as picurl in one SDK.
+func TestKnowledgeLinkPicURLSpellings(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"title":"t","desc":"d","url":"https://u","pic_url":"https://p"}`,
+		`{"title":"t","desc":"d","url":"https://u","picurl":"https://p"}`,
+	} {
+		var l kf.KnowledgeLink
+		require.NoError(t, json.Unmarshal([]byte(body), &l), body)
+		assert.Equal(t, kf.KnowledgeLink{Title: "t", Desc: "d", URL: "https://u", PicURL: "https://p"}, l, body)
+	}
 }

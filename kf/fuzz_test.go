@@ -171,3 +171,35 @@ func FuzzChannelsShopProduct(f *testing.F) {
 		}
 	})
 }
+
+// FuzzKnowledgeAttachment: a list_intent attachment of any shape decodes without panicking, and what
+// decodes survives a round trip (pic_url and picurl collapse into pic_url).
+func FuzzKnowledgeAttachment(f *testing.F) {
+	for _, s := range []string{
+		`{"msgtype":"image","image":{"name":"a.jpg"}}`,
+		`{"msgtype":"link","link":{"title":"t","picurl":"p","desc":"d","url":"u"}}`,
+		`{"msgtype":"link","link":{"title":"t","pic_url":"p","picurl":"q"}}`,
+		`{"msgtype":"miniprogram","miniprogram":{"title":"t","appid":"a","pagepath":"/"}}`,
+		`{"msgtype":"link","link":[]}`, `{"link":null}`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a kf.KnowledgeAttachment
+		if json.Unmarshal(data, &a) != nil {
+			return
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			t.Fatalf("decoded attachment does not marshal: %v", err)
+		}
+		var a2 kf.KnowledgeAttachment
+		if err := json.Unmarshal(b, &a2); err != nil {
+			t.Fatal(err)
+		}
+		b2, _ := json.Marshal(a2)
+		if !bytes.Equal(b, b2) {
+			t.Fatalf("round trip changed the attachment:\n%s\n%s", b, b2)
+		}
+	})
+}
