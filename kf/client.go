@@ -30,7 +30,8 @@ const (
 	DefaultTokenRefreshMargin = 5 * time.Minute
 	// MaxResponseBytes caps every JSON reply.
 	MaxResponseBytes = 8 << 20
-	// DefaultMaxDownloadBytes caps a media download (WeCom's largest media is a 20 MB file, §4, §9).
+	// DefaultMaxDownloadBytes caps a media download. Uploads are at most 20 MB (§9), but media a
+	// customer sent may be larger: such files are downloaded in Range chunks (doc 96486).
 	DefaultMaxDownloadBytes = 64 << 20
 )
 

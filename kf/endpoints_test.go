@@ -3,8 +3,10 @@ package kf_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -771,6 +773,89 @@ func TestEndpointMediaDownload(t *testing.T) {
 	_, err = f.c.DownloadMedia(ctx, "", &buf)
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
 }
+
+// A file over 20 MB: WeCom answers 830002 to a plain media/get, and the client fetches the file in
+// Range chunks of at most 20 MB (doc 96486), each answered 206.
+func TestEndpointMediaDownloadOver20MB(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	ctx := context.Background()
+	data := make([]byte, 45<<20)
+	for i := range data {
+		data[i] = byte(i*31 + i>>20)
+	}
+	id := f.srv.PutMedia("file", "big.bin", data)
+	h := sha256.New()
+	d, err := f.c.DownloadMedia(ctx, id, h)
+	require.NoError(t, err)
+	want := sha256.Sum256(data)
+	assert.Equal(t, want[:], h.Sum(nil))
+	assert.EqualValues(t, len(data), d.Size)
+	assert.Equal(t, "big.bin", d.Filename)
+	assert.Equal(t, 1+3, f.srv.Calls("/cgi-bin/media/get"), "one 830002, then 16 MiB + 16 MiB + 13 MiB")
+	rej := f.srv.Rejected()
+	require.Len(t, rej, 1)
+	assert.Equal(t, kftest.CodeMediaNeedsRange, rej[0].Code)
+
+	// The download cap is checked against the total size before anything is written.
+	capped := newFake(t, kf.WithMaxDownloadBytes(30<<20))
+	cid := capped.srv.PutMedia("file", "big.bin", data)
+	var n countingWriter
+	_, err = capped.c.DownloadMedia(ctx, cid, &n)
+	require.ErrorIs(t, err, kf.ErrResponseTooLarge)
+	assert.Zero(t, n)
+}
+
+// Answers to the chunked download that do not fit: a server that ignores Range sends the whole
+// file with 200 (accepted); a Content-Range for other bytes than asked is an error.
+func TestMediaDownloadRangeAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("abcdefgh"), 5<<20) // 40 MiB
+	serve := func(rangeAnswer func(w http.ResponseWriter, r *http.Request)) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Range") == "" {
+				_, _ = w.Write([]byte(`{"errcode":830002,"errmsg":"file over 20M, use Range"}`))
+				return
+			}
+			w.Header().Set("Content-Disposition", `attachment; filename="f.bin"`)
+			rangeAnswer(w, r)
+		})
+	}
+	f := newFake(t)
+	f.srv.Handle("/cgi-bin/media/get", serve(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(data) // Range ignored: 200 with the whole file
+	}))
+	var buf bytes.Buffer
+	d, err := f.c.DownloadMedia(ctx, "m", &buf)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(data, buf.Bytes()))
+	assert.EqualValues(t, len(data), d.Size)
+	assert.Equal(t, "f.bin", d.Filename)
+
+	for name, cr := range map[string]string{
+		"other bytes": "bytes 5-10/41943040",
+		"no total":    "bytes 0-9",
+		"missing":     "",
+	} {
+		g := newFake(t)
+		g.srv.Handle("/cgi-bin/media/get", serve(func(w http.ResponseWriter, _ *http.Request) {
+			if cr != "" {
+				w.Header().Set("Content-Range", cr)
+			}
+			w.WriteHeader(http.StatusPartialContent)
+			_, _ = w.Write(data[:10])
+		}))
+		buf.Reset()
+		_, err := g.c.DownloadMedia(ctx, "m", &buf)
+		assert.ErrorIs(t, err, kf.ErrUnexpectedResponse, name)
+		assert.Zero(t, buf.Len(), name)
+	}
+}
+
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) { *c += countingWriter(len(p)); return len(p), nil }
 
 // Upload → send → download: the echo bot's media path against the fake.
 func TestEndpointMediaRoundTrip(t *testing.T) {
