@@ -855,7 +855,10 @@ func TestMediaDownloadRangeAnswers(t *testing.T) {
 
 type countingWriter int64
 
-func (c *countingWriter) Write(p []byte) (int, error) { *c += countingWriter(len(p)); return len(p), nil }
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
 
 // Upload → send → download: the echo bot's media path against the fake.
 func TestEndpointMediaRoundTrip(t *testing.T) {
