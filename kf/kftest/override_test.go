@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -113,4 +114,32 @@ func TestHandleWithFaults(t *testing.T) {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// Options behave alike: a nil Option is ignored; an invalid value is never silently replaced by a
+// default: NewServer panics naming the option (it has no error to return, like httptest.NewServer).
+func TestServerOptions(t *testing.T) {
+	t.Parallel()
+	srv := kftest.NewServer(nil, kftest.WithPageSize(2), nil)
+	srv.Close()
+	for want, opt := range map[string]kftest.Option{
+		"WithPageSize(0)":       kftest.WithPageSize(0),
+		"WithPageSize(1001)":    kftest.WithPageSize(1001),
+		"WithTokenTTL(0s)":      kftest.WithTokenTTL(0),
+		"WithClock":             kftest.WithClock(nil),
+		"WithLogger":            kftest.WithLogger(nil),
+		"WithCorpID":            kftest.WithCorpID(""),
+		"WithSecret":            kftest.WithSecret(""),
+		"WithCallbackTimeout":   kftest.WithCallbackTimeout(-time.Second),
+		"WithCallbackTransport": kftest.WithCallbackTransport(nil),
+		"WithCodeTTLs(0s, 1s)":  kftest.WithCodeTTLs(0, time.Second),
+	} {
+		func() {
+			defer func() {
+				msg, _ := recover().(string)
+				assert.Contains(t, msg, "kftest: NewServer: invalid option: "+want)
+			}()
+			kftest.NewServer(opt).Close()
+		}()
+	}
 }
