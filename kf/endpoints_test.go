@@ -774,6 +774,33 @@ func TestEndpointMediaDownload(t *testing.T) {
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
 }
 
+// Menu item limits that only second sources give (click id 1–64 bytes, content ≤ 128 bytes) are not
+// enforced locally: the request reaches WeCom, and WeCom's errcode and errmsg come back as *APIError.
+func TestMenuItemLimitsLeftToWeCom(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	ctx := context.Background()
+	f.srv.AddText("wmAlice", "hi")
+	long := kf.NewMenu("h", []kf.MenuItem{kf.MenuClick(strings.Repeat("i", 65), strings.Repeat("c", 129))}, "")
+	_, err := f.c.SendMsg(ctx, kf.SendMsgRequest{ToUser: "wmAlice", OpenKfID: f.srv.OpenKfID(), Content: long})
+	require.NoError(t, err, "the fake, like this package, does not model those limits")
+	assert.Equal(t, 1, f.srv.Calls("/cgi-bin/kf/send_msg"))
+
+	// What WeCom would answer if it enforced them: its errcode and errmsg surface unchanged.
+	f.srv.FailWith("/cgi-bin/kf/send_msg", 40058, "invalid msgmenu click id size, hint: [x]")
+	_, err = f.c.SendMsg(ctx, kf.SendMsgRequest{ToUser: "wmAlice", OpenKfID: f.srv.OpenKfID(), MsgID: "m2", Content: long})
+	var ae *kf.APIError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, 40058, ae.Code)
+	assert.Equal(t, "invalid msgmenu click id size, hint: [x]", ae.Msg)
+
+	// An empty click content is the fake's own rule (an approximation): answered, not rejected here.
+	f.srv.Handle("/cgi-bin/kf/send_msg", nil)
+	_, err = f.c.SendMsg(ctx, kf.SendMsgRequest{ToUser: "wmAlice", OpenKfID: f.srv.OpenKfID(), Content: kf.NewMenu("h", []kf.MenuItem{kf.MenuClick("1", "")}, "")})
+	require.ErrorIs(t, err, kf.ErrInvalidParameter)
+	assert.NotErrorIs(t, err, kf.ErrInvalidArgument)
+}
+
 // A file over 20 MB: WeCom answers 830002 to a plain media/get, and the client fetches the file in
 // Range chunks of at most 20 MB (doc 96486), each answered 206.
 func TestEndpointMediaDownloadOver20MB(t *testing.T) {
