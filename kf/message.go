@@ -151,7 +151,7 @@ type Location struct {
 }
 
 // Link is a link card. Received links carry PicURL (§4); sent links carry ThumbMediaID (§6:
-// title ≤ 128 B, desc ≤ 512 B, url ≤ 2048 B http(s)).
+// title ≤ 128 B, desc ≤ 512 B, url ≤ 2048 B).
 type Link struct {
 	Title        string `json:"title"`
 	Desc         string `json:"desc,omitempty"`
