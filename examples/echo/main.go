@@ -19,7 +19,7 @@ import (
 	"os/signal"
 	"syscall"
 
-	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"
 )
