@@ -6,6 +6,7 @@
 //	plain, err := c.DecryptMessage(q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"), body)
 //	ev, err := crypto.ParseEvent(plain) // ev.Event == "kf_msg_or_event", ev.Token, ev.OpenKfID
 //
-// Signatures are compared in constant time; malformed input is an error (never a panic) that
+// GenerateToken and GenerateEncodingAESKey make fresh callback settings to paste into the WeCom
+// admin. Signatures are compared in constant time; malformed input is an error (never a panic) that
 // matches one of the sentinels with errors.Is and carries the official library's error code.
 package crypto

@@ -40,3 +40,12 @@ func ExampleNew() {
 	// 1616140317555161061
 	// wx5823bf96d3bd56c7 text 1409659813
 }
+
+// Fresh callback settings for the WeCom admin's 接收消息 → 设置API接收 form (what `wxkf keygen`
+// prints): paste both there and into the bot's configuration.
+func ExampleGenerateEncodingAESKey() {
+	token, key := crypto.GenerateToken(), crypto.GenerateEncodingAESKey()
+	_, err := crypto.New(token, key, "ww7e3a9c0b5d1f2468")
+	fmt.Println(len(token), len(key), err)
+	// Output: 32 43 <nil>
+}

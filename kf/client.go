@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"reflect"
 	"strings"
 	"time"
 	"unicode"
@@ -30,7 +31,8 @@ const (
 	DefaultTokenRefreshMargin = 5 * time.Minute
 	// MaxResponseBytes caps every JSON reply.
 	MaxResponseBytes = 8 << 20
-	// DefaultMaxDownloadBytes caps a media download (WeCom's largest media is a 20 MB file, §4, §9).
+	// DefaultMaxDownloadBytes caps a media download. Uploads are at most 20 MB (§9), but media a
+	// customer sent may be larger: such files are downloaded in Range chunks (doc 96486).
 	DefaultMaxDownloadBytes = 64 << 20
 )
 
@@ -47,9 +49,10 @@ type Client struct {
 	tokens           *tokenSource
 	maxAttempts      int
 	maxDownloadBytes int64
+	now              func() time.Time
 }
 
-// ClientOption configures NewClient.
+// ClientOption configures NewClient. A nil ClientOption is ignored.
 type ClientOption func(*clientConfig) error
 
 type clientConfig struct {
@@ -62,6 +65,7 @@ type clientConfig struct {
 	timeout          time.Duration
 	margin           time.Duration
 	maxDownloadBytes int64
+	clock            func() time.Time
 }
 
 // WithBaseURL sets the API origin (default DefaultBaseURL); kftest servers and proxies use it.
@@ -113,7 +117,7 @@ func WithLogger(l *slog.Logger) ClientOption {
 // replica the same shared store (cursor/redis) so they share one token.
 func WithTokenStore(s TokenStore) ClientOption {
 	return func(c *clientConfig) error {
-		if s == nil {
+		if s == nil || isNilPointer(s) {
 			return invalidf("nil TokenStore")
 		}
 		c.store = s
@@ -179,8 +183,24 @@ func WithMaxDownloadBytes(n int64) ClientOption {
 	}
 }
 
+// WithClock sets the time source of the client's token bookkeeping (default time.Now): when a cached
+// access token counts as expired or due for refresh (expires_in, doc 91039), when the credential
+// cooldown after 40001/40013 ends, and the expiry of tokens in the default in-process TokenStore. A
+// TokenStore passed with WithTokenStore keeps its own time. HTTP timeouts and retry backoff always
+// use real time. Tests use it to expire tokens without sleeping; now must be safe for concurrent use.
+func WithClock(now func() time.Time) ClientOption {
+	return func(c *clientConfig) error {
+		if now == nil {
+			return invalidf("nil clock")
+		}
+		c.clock = now
+		return nil
+	}
+}
+
 // NewClient returns a client for corpID and the secret of the app that owns the kf accounts
-// (wecom-kf-api.md §3). It validates its arguments and does no I/O.
+// (§3, doc 91039). It validates its arguments and does no I/O. A nil option is ignored; an option
+// with an invalid value makes NewClient fail with an error wrapping ErrInvalidArgument.
 func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 	if err := checkCredential("corpID", corpID); err != nil {
 		return nil, err
@@ -196,6 +216,7 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 		timeout:          DefaultTimeout,
 		margin:           DefaultTokenRefreshMargin,
 		maxDownloadBytes: DefaultMaxDownloadBytes,
+		clock:            time.Now,
 	}
 	for _, o := range opts {
 		if o == nil {
@@ -209,7 +230,7 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.store == nil {
-		cfg.store = NewMemoryTokenStore()
+		cfg.store = &MemoryTokenStore{m: make(map[string]memoryToken), now: cfg.clock}
 	}
 	if cfg.httpClient == nil {
 		cfg.httpClient = &http.Client{Transport: defaultTransport()}
@@ -220,6 +241,7 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 		log:              cfg.logger,
 		maxAttempts:      cfg.maxAttempts,
 		maxDownloadBytes: cfg.maxDownloadBytes,
+		now:              cfg.clock,
 	}
 	c.tokens = &tokenSource{
 		c:      c,
@@ -255,4 +277,10 @@ func defaultTransport() *http.Transport {
 	t.MaxIdleConnsPerHost = 128
 	t.IdleConnTimeout = 90 * time.Second
 	return t
+}
+
+// isNilPointer reports an interface holding a nil pointer (a typed nil), which a nil check misses.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }

@@ -2,15 +2,16 @@ package kf
 
 import (
 	"math"
-	"net/url"
 	"unicode/utf8"
 
 	"github.com/wxkf/wxkf/media"
 )
 
-// Content is a message body that send_msg can carry (wecom-kf-api.md §6, doc 94677): Text, Image,
-// Voice, Video, File, Link, MiniProgram, Menu, Location and CALink, as values or pointers. It is
-// encoded as {"msgtype": T, T: {...}} and checked against WeCom's limits before any I/O.
+// Content is a message body that send_msg can carry (§6, doc 94677): Text, Image, Voice, Video,
+// File, Link, MiniProgram, Menu, Location and CALink, as values or pointers. It is encoded as
+// {"msgtype": T, T: {...}} and checked before any I/O against the limits doc 94677 states (the
+// constants below) and for structure (required ids, one body per menu item, valid UTF-8). Limits
+// known only from second sources are left to WeCom, whose errcode and errmsg come back as *APIError.
 type Content interface {
 	// MsgType is the msgtype the content is sent as.
 	MsgType() MsgType
@@ -18,7 +19,7 @@ type Content interface {
 	payload() (any, error)
 }
 
-// Limits of send_msg bodies (§6).
+// Limits of send_msg bodies stated by doc 94677 (§6), enforced before any I/O.
 const (
 	MaxLinkTitleBytes        = 128
 	MaxLinkDescBytes         = 512
@@ -45,8 +46,8 @@ func NewVideo(mediaID string) *Video { return &Video{MediaID: mediaID} }
 // NewFile returns a file message for an uploaded file.
 func NewFile(mediaID string) *File { return &File{MediaID: mediaID} }
 
-// NewLink returns a link card: title ≤ 128 B, desc ≤ 512 B, an http(s) url ≤ 2048 B and the
-// media_id of an uploaded thumbnail image.
+// NewLink returns a link card: title ≤ 128 B, desc ≤ 512 B, a url ≤ 2048 B and the media_id of an
+// uploaded thumbnail image (doc 94677).
 func NewLink(title, desc, rawURL, thumbMediaID string) *Link {
 	return &Link{Title: title, Desc: desc, URL: rawURL, ThumbMediaID: thumbMediaID}
 }
@@ -63,6 +64,8 @@ func NewMenu(head string, items []MenuItem, tail string) *Menu {
 }
 
 // MenuClick is a menu button: clicking it sends content back as a text message whose menu_id is id.
+// Second sources give id 1–64 bytes and content at most 128 bytes; those limits are WeCom's to
+// enforce (it answers with an errcode), not checked here.
 func MenuClick(id, content string) MenuItem {
 	return MenuItem{Type: MenuItemClick, Click: &MenuClickItem{ID: id, Content: content}}
 }
@@ -96,7 +99,7 @@ type CALink struct {
 	LinkURL string `json:"link_url"`
 }
 
-// NewCALink returns a ca_link message for an http(s) acquisition link.
+// NewCALink returns a ca_link message for a 获客助手 acquisition link (https://work.weixin.qq.com/ca/…).
 func NewCALink(linkURL string) *CALink { return &CALink{LinkURL: linkURL} }
 
 // MsgType is "text".
@@ -217,7 +220,12 @@ func (m Menu) payload() (any, error) {
 	return m, nil
 }
 
-// check verifies that exactly the field named by Type is set (else WeCom answers 95009).
+// check verifies the item's structure: exactly the field named by Type is set (else WeCom answers
+// 95009), with what identifies it (a view's url, a mini program's appid and pagepath), and its texts
+// are valid UTF-8 (encoding/json would silently replace invalid bytes). The item limits that only
+// second sources give (click id 1–64 bytes, item content ≤ 128 or 1024 bytes, …) are not checked
+// here: WeCom's answer and its errcode and errmsg come back as an *APIError (see docs/wecom-api.md
+// §6, "Limits enforced locally").
 func (it MenuItem) check() error {
 	set := 0
 	for _, p := range []bool{it.Click != nil, it.View != nil, it.MiniProgram != nil, it.Text != nil} {
@@ -233,15 +241,15 @@ func (it MenuItem) check() error {
 		if it.Click == nil {
 			return invalidf("type click without click")
 		}
-		return checkItemText("click content", it.Click.Content)
+		return checkUTF8("click", it.Click.ID, it.Click.Content)
 	case MenuItemView:
 		if it.View == nil {
 			return invalidf("type view without view")
 		}
-		if err := checkURL("view url", it.View.URL); err != nil {
-			return err
+		if it.View.URL == "" {
+			return invalidf("view url is empty")
 		}
-		return checkItemText("view content", it.View.Content)
+		return checkUTF8("view", it.View.URL, it.View.Content)
 	case MenuItemMiniProgram:
 		if it.MiniProgram == nil {
 			return invalidf("type miniprogram without miniprogram")
@@ -249,17 +257,24 @@ func (it MenuItem) check() error {
 		if it.MiniProgram.AppID == "" || it.MiniProgram.PagePath == "" {
 			return invalidf("miniprogram item needs appid and pagepath")
 		}
-		return checkItemText("miniprogram content", it.MiniProgram.Content)
+		return checkUTF8("miniprogram", it.MiniProgram.AppID, it.MiniProgram.PagePath, it.MiniProgram.Content)
 	case MenuItemText:
 		if it.Text == nil {
 			return invalidf("type text without text")
 		}
-		if it.Text.NoNewline != 0 && it.Text.NoNewline != 1 {
-			return invalidf("text no_newline %d is neither 0 nor 1", it.Text.NoNewline)
-		}
-		return checkItemText("text content", it.Text.Content)
+		return checkUTF8("text", it.Text.Content)
 	}
 	return invalidf("unknown menu item type %q", it.Type)
+}
+
+// checkUTF8 requires every string of a menu item to be valid UTF-8.
+func checkUTF8(item string, ss ...string) error {
+	for _, s := range ss {
+		if !utf8.ValidString(s) {
+			return invalidf("%s item: %q is not valid UTF-8", item, s)
+		}
+	}
+	return nil
 }
 
 func (l Location) payload() (any, error) {
@@ -282,12 +297,6 @@ func (l CALink) payload() (any, error) {
 	return l, nil
 }
 
-// checkItemText checks a menu item's text: required and valid UTF-8. WeCom's own length limit for
-// item texts is not in the shared API notes, so it is left to WeCom.
-func checkItemText(field, s string) error {
-	return checkText(field, s, media.MaxTextBytes, true)
-}
-
 // checkText checks a byte limit and UTF-8 validity.
 func checkText(field, s string, maxBytes int, required bool) error {
 	switch {
@@ -301,19 +310,11 @@ func checkText(field, s string, maxBytes int, required bool) error {
 	return nil
 }
 
-// checkURL requires an absolute http(s) URL of at most MaxURLBytes.
+// checkURL requires a URL of at most MaxURLBytes (§6, doc 94677) in valid UTF-8. Its scheme is
+// WeCom's to judge: no kf page found asks for http(s) (the published send_msg sample itself carries
+// the placeholder "URL").
 func checkURL(field, s string) error {
-	if s == "" {
-		return invalidf("%s is empty", field)
-	}
-	if len(s) > MaxURLBytes {
-		return invalidf("%s is %d bytes, max %d", field, len(s), MaxURLBytes)
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return invalidf("%s %q is not an absolute http(s) URL", field, s)
-	}
-	return nil
+	return checkText(field, s, MaxURLBytes, true)
 }
 
 // contentPayload checks c (rejecting nil, including typed nil pointers) and returns its msgtype and

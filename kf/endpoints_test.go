@@ -3,8 +3,10 @@ package kf_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"io"
+	"net/http"
 	"strings"
 	"testing"
 	"time"
@@ -538,7 +540,7 @@ func TestEndpointKnowledge(t *testing.T) {
 		Question:         "When does it ship?",
 		SimilarQuestions: []string{"Shipping time?", "How long?"},
 		Answers: []kf.KnowledgeAnswer{{Text: "Within 24 h.", Attachments: []kf.KnowledgeAttachment{
-			{MsgType: kf.MsgTypeImage, Image: &kf.Image{MediaID: imgID}}}}},
+			{MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{MediaID: imgID}}}}},
 	})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]any{
@@ -564,6 +566,53 @@ func TestEndpointKnowledge(t *testing.T) {
 	assert.Equal(t, "1 day", in.Answers[0].Text)
 	assert.False(t, intents.HasMore)
 
+	// mod_intent: question and answers are each optional; only what is set is sent.
+	require.NoError(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, Question: "Shipping?"}))
+	assert.Equal(t, map[string]any{"intent_id": iid, "question": map[string]any{"text": map[string]any{"content": "Shipping?"}}},
+		f.request(t, "/cgi-bin/kf/knowledge/mod_intent"))
+	require.NoError(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, SimilarQuestions: []string{}}))
+	assert.Equal(t, map[string]any{"intent_id": iid, "similar_questions": map[string]any{"items": []any{}}},
+		f.request(t, "/cgi-bin/kf/knowledge/mod_intent"))
+	require.ErrorIs(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid}), kf.ErrInvalidArgument, "nothing to change")
+
+	// Attachments of every kind (doc 95972); list_intent names images and videos by file name.
+	vidID := f.srv.PutMedia("video", "v.mp4", []byte("not really an mp4"))
+	link := &kf.KnowledgeLink{Title: "Policy", Desc: "Returns", URL: "https://example.com/r", PicURL: "https://example.com/p.jpg"}
+	require.NoError(t, f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, Answers: []kf.KnowledgeAnswer{{Text: "See",
+		Attachments: []kf.KnowledgeAttachment{
+			{MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{MediaID: imgID, Name: "ignored.jpg"}},
+			{MsgType: kf.MsgTypeVideo, Video: &kf.KnowledgeMedia{MediaID: vidID}},
+			{MsgType: kf.MsgTypeLink, Link: link},
+			{MsgType: kf.MsgTypeMiniProgram, MiniProgram: &kf.MiniProgram{Title: "Shop", AppID: "wx1", PagePath: "/p", ThumbMediaID: imgID}},
+		}}}}))
+	sent := f.request(t, "/cgi-bin/kf/knowledge/mod_intent")
+	assert.Equal(t, []any{map[string]any{"text": map[string]any{"content": "See"}, "attachments": []any{
+		map[string]any{"msgtype": "image", "image": map[string]any{"media_id": imgID}},
+		map[string]any{"msgtype": "video", "video": map[string]any{"media_id": vidID}},
+		map[string]any{"msgtype": "link", "link": map[string]any{"title": "Policy", "desc": "Returns", "url": "https://example.com/r", "pic_url": "https://example.com/p.jpg"}},
+		map[string]any{"msgtype": "miniprogram", "miniprogram": map[string]any{"title": "Shop", "appid": "wx1", "pagepath": "/p", "thumb_media_id": imgID}},
+	}}}, sent["answers"])
+	assert.NotContains(t, sent, "question")
+	intents, err = f.c.ListKnowledgeIntents(ctx, kf.KnowledgeListRequest{IntentID: iid})
+	require.NoError(t, err)
+	require.Len(t, intents.Intents, 1)
+	assert.Equal(t, "Shipping?", intents.Intents[0].Question)
+	assert.Equal(t, []kf.KnowledgeAttachment{
+		{MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{Name: "a.jpg"}},
+		{MsgType: kf.MsgTypeVideo, Video: &kf.KnowledgeMedia{Name: "v.mp4"}},
+		{MsgType: kf.MsgTypeLink, Link: link},
+		{MsgType: kf.MsgTypeMiniProgram, MiniProgram: &kf.MiniProgram{Title: "Shop", AppID: "wx1", PagePath: "/p"}},
+	}, intents.Intents[0].Answers[0].Attachments)
+	for name, bad := range map[string]kf.KnowledgeAttachment{
+		"link without url": {MsgType: kf.MsgTypeLink, Link: &kf.KnowledgeLink{Title: "t"}},
+		"listed image":     {MsgType: kf.MsgTypeImage, Image: &kf.KnowledgeMedia{Name: "a.jpg"}},
+		"two bodies":       {MsgType: kf.MsgTypeLink, Link: link, Image: &kf.KnowledgeMedia{MediaID: imgID}},
+		"file":             {MsgType: kf.MsgTypeFile},
+	} {
+		err := f.c.UpdateKnowledgeIntent(ctx, kf.KnowledgeIntent{IntentID: iid, Answers: []kf.KnowledgeAnswer{{Text: "x", Attachments: []kf.KnowledgeAttachment{bad}}}})
+		assert.ErrorIs(t, err, kf.ErrInvalidArgument, name)
+	}
+
 	require.NoError(t, f.c.DeleteKnowledgeIntent(ctx, iid))
 	assert.Equal(t, map[string]any{"intent_id": iid}, f.request(t, "/cgi-bin/kf/knowledge/del_intent"))
 	require.NoError(t, f.c.DeleteKnowledgeGroup(ctx, gid))
@@ -573,7 +622,7 @@ func TestEndpointKnowledge(t *testing.T) {
 	_, err = f.c.AddKnowledgeIntent(ctx, kf.KnowledgeIntent{GroupID: gid, Question: "q"})
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
 	_, err = f.c.AddKnowledgeIntent(ctx, kf.KnowledgeIntent{GroupID: gid, Question: "q", Answers: []kf.KnowledgeAnswer{{Text: "a",
-		Attachments: []kf.KnowledgeAttachment{{MsgType: kf.MsgTypeVideo, Image: &kf.Image{MediaID: "x"}}}}}})
+		Attachments: []kf.KnowledgeAttachment{{MsgType: kf.MsgTypeVideo, Image: &kf.KnowledgeMedia{MediaID: "x"}}}}}})
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
 	_, err = f.c.ListKnowledgeGroups(ctx, kf.KnowledgeListRequest{Limit: 1001})
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
@@ -725,6 +774,119 @@ func TestEndpointMediaDownload(t *testing.T) {
 	require.ErrorIs(t, err, kf.ErrInvalidArgument)
 }
 
+// Menu item limits that only second sources give (click id 1–64 bytes, content ≤ 128 bytes) are not
+// enforced locally: the request reaches WeCom, and WeCom's errcode and errmsg come back as *APIError.
+func TestMenuItemLimitsLeftToWeCom(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	ctx := context.Background()
+	f.srv.AddText("wmAlice", "hi")
+	long := kf.NewMenu("h", []kf.MenuItem{kf.MenuClick(strings.Repeat("i", 65), strings.Repeat("c", 129))}, "")
+	_, err := f.c.SendMsg(ctx, kf.SendMsgRequest{ToUser: "wmAlice", OpenKfID: f.srv.OpenKfID(), Content: long})
+	require.NoError(t, err, "the fake, like this package, does not model those limits")
+	assert.Equal(t, 1, f.srv.Calls("/cgi-bin/kf/send_msg"))
+
+	// What WeCom would answer if it enforced them: its errcode and errmsg surface unchanged.
+	f.srv.FailWith("/cgi-bin/kf/send_msg", 40058, "invalid msgmenu click id size, hint: [x]")
+	_, err = f.c.SendMsg(ctx, kf.SendMsgRequest{ToUser: "wmAlice", OpenKfID: f.srv.OpenKfID(), MsgID: "m2", Content: long})
+	var ae *kf.APIError
+	require.ErrorAs(t, err, &ae)
+	assert.Equal(t, 40058, ae.Code)
+	assert.Equal(t, "invalid msgmenu click id size, hint: [x]", ae.Msg)
+
+	// An empty click content is the fake's own rule (an approximation): answered, not rejected here.
+	f.srv.Handle("/cgi-bin/kf/send_msg", nil)
+	_, err = f.c.SendMsg(ctx, kf.SendMsgRequest{ToUser: "wmAlice", OpenKfID: f.srv.OpenKfID(), Content: kf.NewMenu("h", []kf.MenuItem{kf.MenuClick("1", "")}, "")})
+	require.ErrorIs(t, err, kf.ErrInvalidParameter)
+	assert.NotErrorIs(t, err, kf.ErrInvalidArgument)
+}
+
+// A file over 20 MB: WeCom answers 830002 to a plain media/get, and the client fetches the file in
+// Range chunks of at most 20 MB (doc 96486), each answered 206.
+func TestEndpointMediaDownloadOver20MB(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	ctx := context.Background()
+	data := make([]byte, 45<<20)
+	for i := range data {
+		data[i] = byte(i*31 + i>>20)
+	}
+	id := f.srv.PutMedia("file", "big.bin", data)
+	h := sha256.New()
+	d, err := f.c.DownloadMedia(ctx, id, h)
+	require.NoError(t, err)
+	want := sha256.Sum256(data)
+	assert.Equal(t, want[:], h.Sum(nil))
+	assert.EqualValues(t, len(data), d.Size)
+	assert.Equal(t, "big.bin", d.Filename)
+	assert.Equal(t, 1+3, f.srv.Calls("/cgi-bin/media/get"), "one 830002, then 16 MiB + 16 MiB + 13 MiB")
+	rej := f.srv.Rejected()
+	require.Len(t, rej, 1)
+	assert.Equal(t, kftest.CodeMediaNeedsRange, rej[0].Code)
+
+	// The download cap is checked against the total size before anything is written.
+	capped := newFake(t, kf.WithMaxDownloadBytes(30<<20))
+	cid := capped.srv.PutMedia("file", "big.bin", data)
+	var n countingWriter
+	_, err = capped.c.DownloadMedia(ctx, cid, &n)
+	require.ErrorIs(t, err, kf.ErrResponseTooLarge)
+	assert.Zero(t, n)
+}
+
+// Answers to the chunked download that do not fit: a server that ignores Range sends the whole
+// file with 200 (accepted); a Content-Range for other bytes than asked is an error.
+func TestMediaDownloadRangeAnswers(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	data := bytes.Repeat([]byte("abcdefgh"), 5<<20) // 40 MiB
+	serve := func(rangeAnswer func(w http.ResponseWriter, r *http.Request)) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Header.Get("Range") == "" {
+				_, _ = w.Write([]byte(`{"errcode":830002,"errmsg":"file over 20M, use Range"}`))
+				return
+			}
+			w.Header().Set("Content-Disposition", `attachment; filename="f.bin"`)
+			rangeAnswer(w, r)
+		})
+	}
+	f := newFake(t)
+	f.srv.Handle("/cgi-bin/media/get", serve(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = w.Write(data) // Range ignored: 200 with the whole file
+	}))
+	var buf bytes.Buffer
+	d, err := f.c.DownloadMedia(ctx, "m", &buf)
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(data, buf.Bytes()))
+	assert.EqualValues(t, len(data), d.Size)
+	assert.Equal(t, "f.bin", d.Filename)
+
+	for name, cr := range map[string]string{
+		"other bytes": "bytes 5-10/41943040",
+		"no total":    "bytes 0-9",
+		"missing":     "",
+	} {
+		g := newFake(t)
+		g.srv.Handle("/cgi-bin/media/get", serve(func(w http.ResponseWriter, _ *http.Request) {
+			if cr != "" {
+				w.Header().Set("Content-Range", cr)
+			}
+			w.WriteHeader(http.StatusPartialContent)
+			_, _ = w.Write(data[:10])
+		}))
+		buf.Reset()
+		_, err := g.c.DownloadMedia(ctx, "m", &buf)
+		assert.ErrorIs(t, err, kf.ErrUnexpectedResponse, name)
+		assert.Zero(t, buf.Len(), name)
+	}
+}
+
+type countingWriter int64
+
+func (c *countingWriter) Write(p []byte) (int, error) {
+	*c += countingWriter(len(p))
+	return len(p), nil
+}
+
 // Upload → send → download: the echo bot's media path against the fake.
 func TestEndpointMediaRoundTrip(t *testing.T) {
 	t.Parallel()
@@ -757,4 +919,17 @@ func (r *countingReader) Read(p []byte) (int, error) {
 	clear(p[:k])
 	r.read += k
 	return int(k), nil
+}
+
+// A link attachment's picture comes as pic_url in most published samples and as picurl in one SDK.
+func TestKnowledgeLinkPicURLSpellings(t *testing.T) {
+	t.Parallel()
+	for _, body := range []string{
+		`{"title":"t","desc":"d","url":"https://u","pic_url":"https://p"}`,
+		`{"title":"t","desc":"d","url":"https://u","picurl":"https://p"}`,
+	} {
+		var l kf.KnowledgeLink
+		require.NoError(t, json.Unmarshal([]byte(body), &l), body)
+		assert.Equal(t, kf.KnowledgeLink{Title: "t", Desc: "d", URL: "https://u", PicURL: "https://p"}, l, body)
+	}
 }

@@ -73,6 +73,9 @@ const (
 	codeTokenExpired     = 42001
 	codeRateLimited      = 45009
 	codeConcurrencyLimit = 45033
+	// codeMediaNeedsRange: media/get of a file over 20 MB without Range, or a chunk over 20 MB
+	// (doc 96486). DownloadMedia handles it by downloading in chunks.
+	codeMediaNeedsRange = 830002
 )
 
 // Sentinels for the WeCom errcodes callers branch on (wecom-kf-api.md §3, §6, §7, §10). Each is an
@@ -115,28 +118,34 @@ var (
 	ErrSessionExpired error = &APIError{Code: 95002}
 	// ErrReceptionLimit is 95003: the account's reception cap is reached (§6).
 	ErrReceptionLimit error = &APIError{Code: 95003}
-	// ErrOpenKfIDMissing is 95004: the open_kfid is missing or does not exist (§6).
-	ErrOpenKfIDMissing error = &APIError{Code: 95004}
+	// ErrOpenKfIDNotFound is 95004: the open_kfid does not exist (global error code page, doc 90313).
+	ErrOpenKfIDNotFound error = &APIError{Code: 95004}
 	// ErrInvalidMsgToken is 95007: the sync_msg token is invalid (it lives 10 minutes, §1, §6).
 	ErrInvalidMsgToken error = &APIError{Code: 95007}
 	// ErrTooManyMenuItems is 95008: a msgmenu has more than 10 items (§6).
 	ErrTooManyMenuItems error = &APIError{Code: 95008}
 	// ErrInvalidMenuType is 95009: a msgmenu item has an unknown type (§6).
 	ErrInvalidMenuType error = &APIError{Code: 95009}
-	// ErrSecretMismatch is 95011: the secret does not belong to an app allowed to call the kf API (§10).
+	// ErrSecretMismatch is 95011: the call does not match how the corp uses WeChat Customer Service:
+	// it is used inside WeCom (联合版, "already use in wecom") while the call came as for the
+	// standalone edition (独立版) (§10; global error code page, doc 90313).
 	ErrSecretMismatch error = &APIError{Code: 95011}
-	// ErrEditionMismatch is 95012: the corp's WeCom edition does not allow this call (§10).
+	// ErrEditionMismatch is 95012: the other half of 95011, a mismatch between 联合版 (used inside
+	// WeCom) and 独立版 (standalone): the call came as for WeCom while the corp does not use WeChat
+	// Customer Service inside WeCom (§10; doc 90313).
 	ErrEditionMismatch error = &APIError{Code: 95012}
 	// ErrSessionEnded is 95013: the session has ended (§6).
 	ErrSessionEnded error = &APIError{Code: 95013}
-	// ErrServicerNotActivated is 95014: the servicer's account is not activated (§7).
+	// ErrServicerNotActivated is 95014: the userid is not a servicer (接待人员) of the account, or
+	// is one whose WeCom account is not activated (§7; doc 90313).
 	ErrServicerNotActivated error = &APIError{Code: 95014}
 	// ErrInvalidStateTransition is 95016: the session cannot move to that state (§7).
 	ErrInvalidStateTransition error = &APIError{Code: 95016}
 	// ErrAPISwitchOff is 95017: the kf API switch is off in the WeCom admin (§10).
 	ErrAPISwitchOff error = &APIError{Code: 95017}
-	// ErrStateForbidsSend is 95018: the session state does not allow the API to send — sending is
-	// allowed only in states 0 and 1, e.g. not while a human servicer has the session (§6, §7).
+	// ErrStateForbidsSend is 95018: the session does not allow the API to send — sending is
+	// allowed only in states 0 and 1, e.g. not while a human servicer has the session — or the
+	// session is older than 48 h (§6, §7, §10; doc 90313).
 	ErrStateForbidsSend error = &APIError{Code: 95018}
 	// ErrServicerNotReceiving is 95019: the servicer is not receiving (§7).
 	ErrServicerNotReceiving error = &APIError{Code: 95019}
@@ -186,7 +195,7 @@ func describe(code int) codeText {
 	case 95003:
 		return codeText{"reception limit reached", "客服帐号接待人数超过限制"}
 	case 95004:
-		return codeText{"open_kfid missing or not found", "open_kfid不存在"}
+		return codeText{"open_kfid does not exist", "open_kfid不存在"}
 	case 95007:
 		return codeText{"invalid msg token", "不合法的消息token"}
 	case 95008:
@@ -194,25 +203,27 @@ func describe(code int) codeText {
 	case 95009:
 		return codeText{"invalid menu item type", "不合法的菜单消息的菜单项类型"}
 	case 95011:
-		return codeText{"secret not allowed to call the kf API", "secret与微信客服API不匹配"}
+		return codeText{"edition mismatch: WeChat Customer Service is used inside WeCom (联合版), not standalone (独立版)", "已在企业微信使用微信客服"}
 	case 95012:
-		return codeText{"edition does not allow this API", "企业版本不支持该接口"}
+		return codeText{"edition mismatch: WeChat Customer Service is not used inside WeCom (联合版) but standalone (独立版)", "未在企业微信使用微信客服"}
 	case 95013:
 		return codeText{"session ended", "会话已经结束"}
 	case 95014:
-		return codeText{"servicer not activated", "接待人员未激活"}
+		return codeText{"not a servicer of the account, or not activated", "不是接待人员或接待人员未激活"}
 	case 95016:
 		return codeText{"session state transition not allowed", "不允许这种会话状态转换"}
 	case 95017:
 		return codeText{"kf API switch is off", "API开关处于关闭状态"}
 	case 95018:
-		return codeText{"session state does not allow sending", "当前会话状态不允许发送消息"}
+		return codeText{"session state does not allow sending, or the session is older than 48 h", "当前会话状态不允许发送消息或会话已超过48小时"}
 	case 95019:
 		return codeText{"servicer not receiving", "接待人员处于停止接待状态"}
 	case 95030:
 		return codeText{"message type not allowed", "不允许发送该类型的消息"}
 	case 95031:
 		return codeText{"no consultation from the customer in 48 h", "用户48小时内没有咨询"}
+	case codeMediaNeedsRange:
+		return codeText{"media over 20 MB: download it in Range chunks of at most 20 MB", "文件超过20M，需使用Range分块下载"}
 	}
 	return codeText{}
 }

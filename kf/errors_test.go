@@ -20,7 +20,7 @@ func TestSentinelsMatchByCode(t *testing.T) {
 		41001: kf.ErrTokenMissing, 42001: kf.ErrTokenExpired, 45009: kf.ErrRateLimited,
 		45033: kf.ErrConcurrencyLimit, 48002: kf.ErrAPIForbidden, 60020: kf.ErrIPNotTrusted,
 		95000: kf.ErrInvalidOpenKfID, 95001: kf.ErrQuotaExceeded, 95002: kf.ErrSessionExpired,
-		95003: kf.ErrReceptionLimit, 95004: kf.ErrOpenKfIDMissing, 95007: kf.ErrInvalidMsgToken,
+		95003: kf.ErrReceptionLimit, 95004: kf.ErrOpenKfIDNotFound, 95007: kf.ErrInvalidMsgToken,
 		95008: kf.ErrTooManyMenuItems, 95009: kf.ErrInvalidMenuType, 95011: kf.ErrSecretMismatch,
 		95012: kf.ErrEditionMismatch, 95013: kf.ErrSessionEnded, 95014: kf.ErrServicerNotActivated,
 		95016: kf.ErrInvalidStateTransition, 95017: kf.ErrAPISwitchOff, 95018: kf.ErrStateForbidsSend,
@@ -64,4 +64,24 @@ func TestAPIErrorText(t *testing.T) {
 	re := &kf.RequestError{Method: "GET", Path: "/cgi-bin/gettoken", Err: inner}
 	assert.ErrorIs(t, re, inner)
 	assert.False(t, re.Timeout())
+}
+
+// The descriptions follow WeCom's global error code page (doc 90313) where this package used to
+// guess.
+func TestCodeDescriptionsFollowGlobalPage(t *testing.T) {
+	t.Parallel()
+	for code, want := range map[int][]string{
+		95004:  {"does not exist"},
+		95011:  {"联合版", "独立版"},
+		95012:  {"联合版", "独立版"},
+		95014:  {"not a servicer", "not activated"},
+		95018:  {"session state", "48 h"},
+		830002: {"Range", "20 MB"},
+	} {
+		en, zh := kf.CodeDescription(code)
+		assert.NotEmpty(t, zh, "code %d", code)
+		for _, w := range want {
+			assert.Contains(t, en, w, "code %d", code)
+		}
+	}
 }

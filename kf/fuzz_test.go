@@ -27,6 +27,8 @@ func seedMessages(f *testing.F) {
 		`{"send_time":-62135596800,"msgtype":"text","text":{"content":"a"}}`,
 		`{"send_time":9223372036854775807,"origin":"3","msgtype":"text","TEXT":{"content":"a"}}`,
 		`{"msgtype":"location","location":{"latitude":1e308,"longitude":-1e308}}`,
+		`{"msgtype":"channels_shop_product","channels_shop_product":{"head_img":"h","sales_price":0,"shop_head_img":"s"}}`,
+		`{"msgtype":"channels_shop_product","channels_shop_product":{"sales_price":true}}`,
 	} {
 		f.Add([]byte(s))
 	}
@@ -139,6 +141,65 @@ func FuzzSyncMsgPage(f *testing.F) {
 		}
 		if _, err := json.Marshal(page); err != nil {
 			t.Fatalf("page does not marshal: %v", err)
+		}
+	})
+}
+
+// FuzzChannelsShopProduct: a channels_shop_product body of any shape decodes without panicking; what
+// decodes encodes, and decoding that encoding gives the same product (both spellings and both price
+// types collapse into one form).
+func FuzzChannelsShopProduct(f *testing.F) {
+	for _, s := range []string{
+		`{"product_id":"P","head_image":"h","title":"t","sales_price":"100","shop_nickname":"n","shop_head_image":"s"}`,
+		`{"product_id":"P","head_img":"h","sales_price":0,"shop_head_img":"s"}`,
+		`{"sales_price":1e400}`, `{"sales_price":-0.5}`, `{"sales_price":null}`, `{"sales_price":[1]}`, `null`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var p kf.ChannelsShopProduct
+		if json.Unmarshal(data, &p) != nil {
+			return
+		}
+		b, err := json.Marshal(p)
+		if err != nil {
+			t.Fatalf("decoded product does not marshal: %v", err)
+		}
+		var p2 kf.ChannelsShopProduct
+		if err := json.Unmarshal(b, &p2); err != nil || p2 != p {
+			t.Fatalf("round trip changed the product: %v\n%+v\n%+v", err, p, p2)
+		}
+	})
+}
+
+// FuzzKnowledgeAttachment: a list_intent attachment of any shape decodes without panicking, and what
+// decodes survives a round trip (pic_url and picurl collapse into pic_url).
+func FuzzKnowledgeAttachment(f *testing.F) {
+	for _, s := range []string{
+		`{"msgtype":"image","image":{"name":"a.jpg"}}`,
+		`{"msgtype":"link","link":{"title":"t","picurl":"p","desc":"d","url":"u"}}`,
+		`{"msgtype":"link","link":{"title":"t","pic_url":"p","picurl":"q"}}`,
+		`{"msgtype":"miniprogram","miniprogram":{"title":"t","appid":"a","pagepath":"/"}}`,
+		`{"msgtype":"link","link":[]}`, `{"link":null}`, `null`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var a kf.KnowledgeAttachment
+		if json.Unmarshal(data, &a) != nil {
+			return
+		}
+		b, err := json.Marshal(a)
+		if err != nil {
+			t.Fatalf("decoded attachment does not marshal: %v", err)
+		}
+		var a2 kf.KnowledgeAttachment
+		if err := json.Unmarshal(b, &a2); err != nil {
+			t.Fatal(err)
+		}
+		b2, _ := json.Marshal(a2)
+		if !bytes.Equal(b, b2) {
+			t.Fatalf("round trip changed the attachment:\n%s\n%s", b, b2)
 		}
 	})
 }

@@ -1,8 +1,13 @@
 package kf
 
-import "context"
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+)
 
-// The knowledge base of the smart assistant (wecom-kf-api.md §8; doc 95971 groups, 95972 intents).
+// The knowledge base of the smart assistant (§8; doc 95971 groups, 95972 intents).
 
 // KnowledgeGroup is a knowledge base group.
 type KnowledgeGroup struct {
@@ -12,7 +17,12 @@ type KnowledgeGroup struct {
 	IsDefault bool
 }
 
-// KnowledgeIntent is a question with its similar questions and answers.
+// KnowledgeIntent is a question with its similar questions and answers (doc 95972).
+//
+// AddKnowledgeIntent needs GroupID, Question and at least one answer. UpdateKnowledgeIntent needs
+// IntentID and sends only the parts that are set: Question and Answers when not empty,
+// SimilarQuestions when not nil (a non-nil empty slice is sent as an empty list, clearing them);
+// WeCom overwrites each part sent and keeps the others.
 type KnowledgeIntent struct {
 	GroupID  string
 	IntentID string // empty when adding
@@ -30,13 +40,47 @@ type KnowledgeAnswer struct {
 	Attachments []KnowledgeAttachment
 }
 
-// KnowledgeAttachment is an image, video or mini program attached to an answer; set the field
-// named by MsgType (MsgTypeImage, MsgTypeVideo or MsgTypeMiniProgram).
+// KnowledgeAttachment is an image, video, link or mini program attached to an answer (doc 95972);
+// set the field named by MsgType (MsgTypeImage, MsgTypeVideo, MsgTypeLink or MsgTypeMiniProgram).
 type KnowledgeAttachment struct {
-	MsgType     MsgType      `json:"msgtype"`
-	Image       *Image       `json:"image,omitempty"`
-	Video       *Video       `json:"video,omitempty"`
-	MiniProgram *MiniProgram `json:"miniprogram,omitempty"`
+	MsgType     MsgType         `json:"msgtype"`
+	Image       *KnowledgeMedia `json:"image,omitempty"`
+	Video       *KnowledgeMedia `json:"video,omitempty"`
+	Link        *KnowledgeLink  `json:"link,omitempty"`
+	MiniProgram *MiniProgram    `json:"miniprogram,omitempty"`
+}
+
+// KnowledgeMedia is an image or video attachment. Adding or changing an intent sends MediaID, the
+// media_id of an uploaded image or video; list_intent answers only Name, the file's name, and no
+// media_id, so attachments of a listed intent must be uploaded again to be sent back.
+type KnowledgeMedia struct {
+	MediaID string `json:"media_id,omitempty"`
+	Name    string `json:"name,omitempty"`
+}
+
+// KnowledgeLink is a link attachment {title, desc, url, pic_url} (doc 95972). The published samples
+// spell the picture field pic_url (sent) and, in one SDK, picurl: decoding accepts both.
+type KnowledgeLink struct {
+	Title  string `json:"title"`
+	Desc   string `json:"desc,omitempty"`
+	URL    string `json:"url"`
+	PicURL string `json:"pic_url,omitempty"`
+}
+
+// UnmarshalJSON decodes a link attachment, taking the picture from pic_url or picurl.
+func (l *KnowledgeLink) UnmarshalJSON(data []byte) error {
+	var w struct {
+		Title  string `json:"title"`
+		Desc   string `json:"desc"`
+		URL    string `json:"url"`
+		PicURL string `json:"pic_url"`
+		Picurl string `json:"picurl"`
+	}
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*l = KnowledgeLink{Title: w.Title, Desc: w.Desc, URL: w.URL, PicURL: cmp.Or(w.PicURL, w.Picurl)}
+	return nil
 }
 
 // Wire forms.
@@ -47,8 +91,8 @@ type knowledgeText struct {
 	} `json:"text"`
 }
 
-func newKnowledgeText(s string) knowledgeText {
-	var t knowledgeText
+func newKnowledgeText(s string) *knowledgeText {
+	t := new(knowledgeText)
 	t.Text.Content = s
 	return t
 }
@@ -60,36 +104,70 @@ type knowledgeAnswerWire struct {
 	Attachments []KnowledgeAttachment `json:"attachments,omitempty"`
 }
 
-type knowledgeIntentWire struct {
-	GroupID          string        `json:"group_id,omitempty"`
-	IntentID         string        `json:"intent_id,omitempty"`
-	Question         knowledgeText `json:"question"`
-	SimilarQuestions *struct {
-		Items []knowledgeText `json:"items"`
-	} `json:"similar_questions,omitempty"`
-	Answers []knowledgeAnswerWire `json:"answers"`
+type knowledgeSimilar struct {
+	Items []knowledgeText `json:"items"`
 }
 
-func (in *KnowledgeIntent) wire() *knowledgeIntentWire {
-	w := &knowledgeIntentWire{GroupID: in.GroupID, IntentID: in.IntentID, Question: newKnowledgeText(in.Question)}
-	if len(in.SimilarQuestions) > 0 {
-		w.SimilarQuestions = &struct {
-			Items []knowledgeText `json:"items"`
-		}{}
+type knowledgeIntentWire struct {
+	GroupID          string                `json:"group_id,omitempty"`
+	IntentID         string                `json:"intent_id,omitempty"`
+	Question         *knowledgeText        `json:"question,omitempty"`
+	SimilarQuestions *knowledgeSimilar     `json:"similar_questions,omitempty"`
+	Answers          []knowledgeAnswerWire `json:"answers,omitempty"`
+}
+
+// wire encodes the intent for add_intent (update false) or mod_intent (update true: only the
+// parts set, see KnowledgeIntent).
+func (in *KnowledgeIntent) wire(update bool) *knowledgeIntentWire {
+	w := &knowledgeIntentWire{}
+	if update {
+		w.IntentID = in.IntentID
+	} else {
+		w.GroupID = in.GroupID
+	}
+	if in.Question != "" || !update {
+		w.Question = newKnowledgeText(in.Question)
+	}
+	if in.SimilarQuestions != nil && (update || len(in.SimilarQuestions) > 0) {
+		w.SimilarQuestions = &knowledgeSimilar{Items: make([]knowledgeText, 0, len(in.SimilarQuestions))}
 		for _, q := range in.SimilarQuestions {
-			w.SimilarQuestions.Items = append(w.SimilarQuestions.Items, newKnowledgeText(q))
+			w.SimilarQuestions.Items = append(w.SimilarQuestions.Items, *newKnowledgeText(q))
 		}
 	}
-	w.Answers = make([]knowledgeAnswerWire, len(in.Answers))
-	for i, a := range in.Answers {
-		w.Answers[i].Text.Content = a.Text
-		w.Answers[i].Attachments = a.Attachments
+	if len(in.Answers) > 0 {
+		w.Answers = make([]knowledgeAnswerWire, len(in.Answers))
+		for i, a := range in.Answers {
+			w.Answers[i].Text.Content = a.Text
+			w.Answers[i].Attachments = sendableAttachments(a.Attachments)
+		}
 	}
 	return w
 }
 
+// sendableAttachments copies attachments without the names list_intent answers (WeCom takes
+// media_ids only).
+func sendableAttachments(as []KnowledgeAttachment) []KnowledgeAttachment {
+	if as == nil {
+		return nil
+	}
+	out := make([]KnowledgeAttachment, len(as))
+	for i, a := range as {
+		if a.Image != nil {
+			a.Image = &KnowledgeMedia{MediaID: a.Image.MediaID}
+		}
+		if a.Video != nil {
+			a.Video = &KnowledgeMedia{MediaID: a.Video.MediaID}
+		}
+		out[i] = a
+	}
+	return out
+}
+
 func (w *knowledgeIntentWire) intent() KnowledgeIntent {
-	in := KnowledgeIntent{GroupID: w.GroupID, IntentID: w.IntentID, Question: w.Question.Text.Content}
+	in := KnowledgeIntent{GroupID: w.GroupID, IntentID: w.IntentID}
+	if w.Question != nil {
+		in.Question = w.Question.Text.Content
+	}
 	if w.SimilarQuestions != nil {
 		for _, q := range w.SimilarQuestions.Items {
 			in.SimilarQuestions = append(in.SimilarQuestions, q.Text.Content)
@@ -105,28 +183,49 @@ func (in *KnowledgeIntent) validate(api string, update bool) error {
 	switch {
 	case update && in.IntentID == "":
 		return invalidf("%s: intent_id is required", api)
+	case update && in.Question == "" && in.SimilarQuestions == nil && len(in.Answers) == 0:
+		return invalidf("%s: nothing to change: set question, similar questions or answers", api)
 	case !update && in.GroupID == "":
 		return invalidf("%s: group_id is required", api)
-	case in.Question == "":
+	case !update && in.Question == "":
 		return invalidf("%s: question is required", api)
-	case len(in.Answers) == 0:
+	case !update && len(in.Answers) == 0:
 		return invalidf("%s: at least one answer is required", api)
 	}
 	for i, a := range in.Answers {
 		for j, at := range a.Attachments {
-			ok := false
-			switch at.MsgType {
-			case MsgTypeImage:
-				ok = at.Image != nil && at.Image.MediaID != "" && at.Video == nil && at.MiniProgram == nil
-			case MsgTypeVideo:
-				ok = at.Video != nil && at.Video.MediaID != "" && at.Image == nil && at.MiniProgram == nil
-			case MsgTypeMiniProgram:
-				ok = at.MiniProgram != nil && at.Image == nil && at.Video == nil
-			}
-			if !ok {
-				return invalidf("%s: answer %d attachment %d: msgtype %q needs exactly its own field set", api, i, j, at.MsgType)
+			if err := at.check(); err != nil {
+				return invalidf("%s: answer %d attachment %d: %v", api, i, j, err)
 			}
 		}
+	}
+	return nil
+}
+
+// check requires exactly the field named by MsgType, with what identifies it: a media_id for an
+// image or video, a title and url for a link.
+func (at *KnowledgeAttachment) check() error {
+	set := 0
+	for _, p := range []bool{at.Image != nil, at.Video != nil, at.Link != nil, at.MiniProgram != nil} {
+		if p {
+			set++
+		}
+	}
+	ok := set == 1
+	switch at.MsgType {
+	case MsgTypeImage:
+		ok = ok && at.Image != nil && at.Image.MediaID != ""
+	case MsgTypeVideo:
+		ok = ok && at.Video != nil && at.Video.MediaID != ""
+	case MsgTypeLink:
+		ok = ok && at.Link != nil && at.Link.Title != "" && at.Link.URL != ""
+	case MsgTypeMiniProgram:
+		ok = ok && at.MiniProgram != nil
+	default:
+		return fmt.Errorf("msgtype %q is not image, video, link or miniprogram", at.MsgType)
+	}
+	if !ok {
+		return fmt.Errorf("msgtype %q needs exactly its own field set (image/video: media_id; link: title and url)", at.MsgType)
 	}
 	return nil
 }
@@ -242,8 +341,7 @@ func (c *Client) AddKnowledgeIntent(ctx context.Context, in KnowledgeIntent) (st
 	if err := in.validate("knowledge/add_intent", false); err != nil {
 		return "", err
 	}
-	w := in.wire()
-	w.IntentID = ""
+	w := in.wire(false)
 	var out intentIDReply
 	if err := c.call(ctx, &request{method: methodPost, path: pathKnowledgeAddIntent, body: w, retry: retryUnsafe}, &out); err != nil {
 		return "", err
@@ -251,14 +349,14 @@ func (c *Client) AddKnowledgeIntent(ctx context.Context, in KnowledgeIntent) (st
 	return out.IntentID, nil
 }
 
-// UpdateKnowledgeIntent replaces an intent's question, similar questions and answers
-// (cgi-bin/kf/knowledge/mod_intent).
+// UpdateKnowledgeIntent changes an intent (cgi-bin/kf/knowledge/mod_intent, doc 95972): the
+// question, the similar questions and the answers are each optional, and each part sent replaces the
+// stored one (see KnowledgeIntent for what is sent).
 func (c *Client) UpdateKnowledgeIntent(ctx context.Context, in KnowledgeIntent) error {
 	if err := in.validate("knowledge/mod_intent", true); err != nil {
 		return err
 	}
-	w := in.wire()
-	w.GroupID = ""
+	w := in.wire(true)
 	return c.call(ctx, &request{method: methodPost, path: pathKnowledgeModIntent, body: w, retry: retryIdempotent}, nil)
 }
 

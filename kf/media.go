@@ -21,7 +21,7 @@ import (
 	"github.com/wxkf/wxkf/media"
 )
 
-// UploadedMedia is the reply of media/upload (wecom-kf-api.md §9, doc 96484). The media_id is
+// UploadedMedia is the reply of media/upload (§9, doc 96484). The media_id is
 // valid for 3 days.
 type UploadedMedia struct {
 	Type      media.Kind
@@ -112,12 +112,13 @@ func (c *Client) UploadMedia(ctx context.Context, kind media.Kind, filename stri
 	return &UploadedMedia{Type: typ, MediaID: out.MediaID, CreatedAt: unixTime(int64(out.CreatedAt))}, nil
 }
 
+// checkFilename requires the multipart filename doc 96484 asks for, as valid UTF-8 without control
+// characters or path separators (which would break or misdirect the part header). No official page
+// gives a length limit, so none is checked.
 func checkFilename(name string) error {
 	switch {
 	case name == "":
 		return invalidf("media/upload: filename is required")
-	case len(name) > 255:
-		return invalidf("media/upload: filename is %d bytes, max 255", len(name))
 	case !utf8.ValidString(name):
 		return invalidf("media/upload: filename is not valid UTF-8")
 	case strings.ContainsFunc(name, func(r rune) bool { return unicode.IsControl(r) || r == '/' || r == '\\' }):
@@ -153,16 +154,29 @@ type downloadReply struct {
 	length   int64
 	filename string
 	ctype    string
+	// partial is set on a 206 answer to a Range request, with its Content-Range header.
+	partial      bool
+	contentRange string
 }
 
 // errPeekBytes is how much of a media/get reply is examined for a JSON error body.
 const errPeekBytes = 64 << 10
 
-// DownloadMedia streams temporary media to w (GET cgi-bin/media/get, §9). WeCom reports failures
-// with a JSON body and HTTP 200: such a body is returned as *APIError and nothing is written to w.
-// A reply with a Content-Disposition attachment is always data, even if it is JSON. Downloads over
-// WithMaxDownloadBytes fail with ErrResponseTooLarge (what was written stays written). Retried on
-// busy and network errors before anything is written.
+// mediaChunkBytes is the Range chunk DownloadMedia asks for when WeCom answers 830002. Doc 96486
+// allows chunks of at most "20M"; 16 MiB stays under that whether M means 10^6 or 2^20 bytes.
+const mediaChunkBytes = 16 << 20
+
+// DownloadMedia streams temporary media to w (GET cgi-bin/media/get, §9, doc 96486). WeCom reports
+// failures with a JSON body and HTTP 200: such a body is returned as *APIError and nothing is written
+// to w. A reply with a Content-Disposition attachment is always data, even if it is JSON.
+//
+// A file over 20 MB cannot be fetched in one piece: WeCom answers 830002 and wants Range requests
+// of at most 20 MB each (doc 96486). DownloadMedia then fetches the file in chunks of 16 MiB, in
+// order, each answered 206 Partial Content; Size counts the bytes of all chunks.
+//
+// Downloads over WithMaxDownloadBytes fail with ErrResponseTooLarge (what was written stays written).
+// Each request (the whole file, or one chunk) is retried on busy and network errors before any of
+// its bytes are written; a failure in the middle of a body is returned, with what was written kept.
 func (c *Client) DownloadMedia(ctx context.Context, mediaID string, w io.Writer) (*DownloadedMedia, error) {
 	if mediaID == "" {
 		return nil, invalidf("media/get: media_id is required")
@@ -170,27 +184,139 @@ func (c *Client) DownloadMedia(ctx context.Context, mediaID string, w io.Writer)
 	if w == nil {
 		return nil, invalidf("media/get: nil writer")
 	}
-	st, err := c.do(ctx, &request{method: methodGet, path: pathMediaGet, query: []string{"media_id", mediaID}, retry: retryIdempotent, stream: true}, nil)
+	d, err := c.getMedia(ctx, mediaID, "")
+	if ErrorCode(err) == codeMediaNeedsRange {
+		return c.downloadRanges(ctx, mediaID, w)
+	}
 	if err != nil {
 		return nil, err
 	}
-	d := st.download
-	defer d.body.Close()
-	if d.length > c.maxDownloadBytes {
-		return nil, fmt.Errorf("%w: media/get: Content-Length %d over the limit of %d bytes", ErrResponseTooLarge, d.length, c.maxDownloadBytes)
+	res := &DownloadedMedia{Filename: d.filename, ContentType: d.ctype}
+	return res, c.copyMedia(d, w, res, 0)
+}
+
+// getMedia sends one media/get request, with a Range header when rng is not empty.
+func (c *Client) getMedia(ctx context.Context, mediaID, rng string) (*downloadReply, error) {
+	req := &request{method: methodGet, path: pathMediaGet, query: []string{"media_id", mediaID}, retry: retryIdempotent, stream: true}
+	if rng != "" {
+		req.header = []string{"Range", rng}
 	}
-	n, err := io.Copy(w, io.LimitReader(d.r, c.maxDownloadBytes+1))
-	res := &DownloadedMedia{Filename: d.filename, ContentType: d.ctype, Size: min(n, c.maxDownloadBytes)}
+	st, err := c.do(ctx, req, nil)
 	if err != nil {
-		return res, &RequestError{Method: methodGet, Path: pathMediaGet, Err: sanitizeError(err)}
+		return nil, err
 	}
-	if n > c.maxDownloadBytes {
-		return res, fmt.Errorf("%w: media/get: more than %d bytes", ErrResponseTooLarge, c.maxDownloadBytes)
+	return st.download, nil
+}
+
+// copyMedia copies the whole body of d (a full file, or a chunk whose length the caller checked) to
+// w, adding to res.Size; written is what earlier chunks wrote. It closes d's body.
+func (c *Client) copyMedia(d *downloadReply, w io.Writer, res *DownloadedMedia, written int64) error {
+	defer d.body.Close()
+	room := c.maxDownloadBytes - written
+	if d.length > room {
+		return fmt.Errorf("%w: media/get: Content-Length %d over the limit of %d bytes", ErrResponseTooLarge, written+d.length, c.maxDownloadBytes)
+	}
+	n, err := io.Copy(w, io.LimitReader(d.r, room+1))
+	res.Size += min(n, room)
+	if err != nil {
+		return &RequestError{Method: methodGet, Path: pathMediaGet, Err: sanitizeError(err)}
+	}
+	if n > room {
+		return fmt.Errorf("%w: media/get: more than %d bytes", ErrResponseTooLarge, c.maxDownloadBytes)
 	}
 	if d.length >= 0 && n != d.length {
-		return res, &RequestError{Method: methodGet, Path: pathMediaGet, Err: fmt.Errorf("got %d of %d bytes: %w", n, d.length, io.ErrUnexpectedEOF)}
+		return &RequestError{Method: methodGet, Path: pathMediaGet, Err: fmt.Errorf("got %d of %d bytes: %w", n, d.length, io.ErrUnexpectedEOF)}
+	}
+	return nil
+}
+
+// downloadRanges fetches a file over 20 MB in Range chunks (doc 96486): bytes=0-…, then from the end
+// of each 206 answer's Content-Range until its total size. A server that ignores Range and answers
+// 200 to the first chunk has sent the whole file.
+func (c *Client) downloadRanges(ctx context.Context, mediaID string, w io.Writer) (*DownloadedMedia, error) {
+	res := &DownloadedMedia{}
+	total := int64(-1)
+	for off := int64(0); total < 0 || off < total; {
+		last := off + mediaChunkBytes - 1
+		if total >= 0 {
+			last = min(last, total-1)
+		}
+		d, err := c.getMedia(ctx, mediaID, "bytes="+strconv.FormatInt(off, 10)+"-"+strconv.FormatInt(last, 10))
+		if err != nil {
+			if off == 0 {
+				return nil, err
+			}
+			return res, err
+		}
+		if off == 0 {
+			res.Filename, res.ContentType = d.filename, d.ctype
+			if !d.partial {
+				return res, c.copyMedia(d, w, res, 0)
+			}
+		}
+		first, end, size, ok := parseContentRange(d.contentRange)
+		switch {
+		case !d.partial || !ok:
+			d.body.Close()
+			return res, fmt.Errorf("%w: media/get: Range %d-%d answered without a valid Content-Range (%q)", ErrUnexpectedResponse, off, last, d.contentRange)
+		case first != off || end > last || (total >= 0 && size != total) || size < 0:
+			d.body.Close()
+			return res, fmt.Errorf("%w: media/get: Range %d-%d answered with Content-Range %q", ErrUnexpectedResponse, off, last, d.contentRange)
+		case total < 0 && size > c.maxDownloadBytes:
+			d.body.Close()
+			return res, fmt.Errorf("%w: media/get: %d bytes over the limit of %d bytes", ErrResponseTooLarge, size, c.maxDownloadBytes)
+		}
+		total = size
+		if d.length < 0 {
+			d.length = end - first + 1
+		} else if d.length != end-first+1 {
+			d.body.Close()
+			return res, fmt.Errorf("%w: media/get: Content-Range %q with Content-Length %d", ErrUnexpectedResponse, d.contentRange, d.length)
+		}
+		if err := c.copyMedia(d, w, res, off); err != nil {
+			return res, err
+		}
+		off = end + 1
 	}
 	return res, nil
+}
+
+// parseContentRange parses a 206 answer's "bytes first-last/size" (RFC 9110 §14.4; size "*" is
+// reported as -1). ok is false for anything else, including last < first.
+func parseContentRange(v string) (first, last, size int64, ok bool) {
+	rest, found := strings.CutPrefix(strings.TrimSpace(v), "bytes ")
+	if !found {
+		return 0, 0, 0, false
+	}
+	span, sz, found := strings.Cut(rest, "/")
+	if !found {
+		return 0, 0, 0, false
+	}
+	a, b, found := strings.Cut(span, "-")
+	if !found {
+		return 0, 0, 0, false
+	}
+	num := func(s string) (int64, bool) {
+		if s == "" || len(s) > 18 || strings.IndexFunc(s, func(r rune) bool { return r < '0' || r > '9' }) >= 0 {
+			return 0, false
+		}
+		n, err := strconv.ParseInt(s, 10, 64)
+		return n, err == nil
+	}
+	var okA, okB bool
+	first, okA = num(a)
+	last, okB = num(b)
+	if !okA || !okB || last < first {
+		return 0, 0, 0, false
+	}
+	if sz == "*" {
+		return first, last, -1, true
+	}
+	size, ok = num(sz)
+	if !ok || size <= last {
+		return 0, 0, 0, false
+	}
+	return first, last, size, true
 }
 
 // classifyDownload examines a 200 media/get reply: a small JSON object with errcode and no
@@ -224,11 +350,13 @@ func (c *Client) classifyDownload(req *request, resp *resty.Response) (*download
 		}
 	}
 	return &downloadReply{
-		r:        br,
-		body:     rb,
-		length:   resp.RawResponse.ContentLength,
-		filename: dispositionFilename(cd),
-		ctype:    h.Get("Content-Type"),
+		r:            br,
+		body:         rb,
+		length:       resp.RawResponse.ContentLength,
+		filename:     dispositionFilename(cd),
+		ctype:        h.Get("Content-Type"),
+		partial:      resp.StatusCode() == http.StatusPartialContent,
+		contentRange: h.Get("Content-Range"),
 	}, nil
 }
 

@@ -151,7 +151,7 @@ type Location struct {
 }
 
 // Link is a link card. Received links carry PicURL (§4); sent links carry ThumbMediaID (§6:
-// title ≤ 128 B, desc ≤ 512 B, url ≤ 2048 B http(s)).
+// title ≤ 128 B, desc ≤ 512 B, url ≤ 2048 B).
 type Link struct {
 	Title        string `json:"title"`
 	Desc         string `json:"desc,omitempty"`
@@ -226,7 +226,11 @@ type MenuTextItem struct {
 	NoNewline int    `json:"no_newline,omitempty"`
 }
 
-// ChannelsShopProduct is a WeChat Channels shop product card (§4); SalesPrice is in fen, as a string.
+// ChannelsShopProduct is a WeChat Channels shop product card (§4, doc 94670). No copy of the official
+// page settles its field names, and the published samples disagree: decoding accepts both head_image
+// and head_img, both shop_head_image and shop_head_img, and sales_price as a string or a number
+// (SalesPrice keeps its decimal text, in fen). Encoding uses head_image, shop_head_image and a
+// string price.
 type ChannelsShopProduct struct {
 	ProductID     string `json:"product_id"`
 	HeadImage     string `json:"head_image,omitempty"`
@@ -358,22 +362,26 @@ type WechatChannels struct {
 	Scene        int    `json:"scene,omitempty"`
 }
 
-// FailType is why a sent message failed (§5 msg_send_fail).
+// FailType is why a sent message failed (§5 msg_send_fail, doc 94670).
 type FailType int
 
-// Failure types of msg_send_fail.
+// Failure types of msg_send_fail (doc 94670). 7 and 9 are listed by earlier versions of the page
+// (as copied into third-party SDKs); 13 is UNCONFIRMED: it appears in one third-party copy only.
 const (
-	FailUnknown          FailType = 0
-	FailAccountDeleted   FailType = 1  // the kf account was deleted
-	FailAppClosed        FailType = 2  // the app was disabled
-	FailSessionExpired   FailType = 4  // more than 48 h since the customer's last message
-	FailSessionClosed    FailType = 5  // the customer closed the session
-	FailQuotaExceeded    FailType = 6  // more than 5 messages since the customer's last message
-	FailCorpNotVerified  FailType = 8  // the corp is not verified
-	FailUserRejected     FailType = 10 // the customer refuses messages
-	FailNoMemberLoggedIn FailType = 11 // no WeCom member is logged in
-	FailMsgTypeBanned    FailType = 12 // the message type may not be sent
-	FailSecurity         FailType = 13 // blocked for security reasons
+	FailUnknown          FailType = 0 // unknown reason (未知原因)
+	FailAccountDeleted   FailType = 1 // the kf account was deleted
+	FailAppClosed        FailType = 2 // the app was disabled
+	FailSessionExpired   FailType = 4 // more than 48 h since the customer's last message
+	FailSessionClosed    FailType = 5 // the session was closed
+	FailQuotaExceeded    FailType = 6 // more than 5 messages since the customer's last message
+	FailChannelsNotBound FailType = 7 // no WeChat Channels (视频号) bound (未绑定视频号)
+	FailCorpNotVerified  FailType = 8 // the corp is not verified (主体未验证)
+	// FailChannelsNotBoundCorpNotVerified: no WeChat Channels bound and the corp not verified.
+	FailChannelsNotBoundCorpNotVerified FailType = 9
+	FailUserRejected                    FailType = 10 // the customer refuses messages (用户拒收)
+	FailNoMemberLoggedIn                FailType = 11 // no member of the corp is logged in to the WeCom app
+	FailMsgTypeBanned                   FailType = 12 // the message type is banned for the kf component
+	FailSecurity                        FailType = 13 // UNCONFIRMED: a security restriction (安全限制)
 )
 
 // String describes the failure type in English.
@@ -391,8 +399,12 @@ func (f FailType) String() string {
 		return "session closed"
 	case FailQuotaExceeded:
 		return "over the 5-message limit"
+	case FailChannelsNotBound:
+		return "no WeChat Channels bound"
 	case FailCorpNotVerified:
 		return "corp not verified"
+	case FailChannelsNotBoundCorpNotVerified:
+		return "no WeChat Channels bound and corp not verified"
 	case FailUserRejected:
 		return "customer rejects messages"
 	case FailNoMemberLoggedIn:
@@ -400,7 +412,7 @@ func (f FailType) String() string {
 	case FailMsgTypeBanned:
 		return "message type banned"
 	case FailSecurity:
-		return "security block"
+		return "security restriction (unconfirmed)"
 	}
 	return "FailType(" + strconv.Itoa(int(f)) + ")"
 }

@@ -2,6 +2,7 @@ package kf
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -336,6 +337,58 @@ func (it MergedMsgItem) MarshalJSON() ([]byte, error) {
 		w.MsgContent = string(body)
 	}
 	return json.Marshal(w)
+}
+
+// channelsShopProductWire is a channels_shop_product body under either spelling of its fields.
+type channelsShopProductWire struct {
+	ProductID     string      `json:"product_id"`
+	HeadImage     string      `json:"head_image"`
+	HeadImg       string      `json:"head_img"`
+	Title         string      `json:"title"`
+	SalesPrice    decimalText `json:"sales_price"`
+	ShopNickname  string      `json:"shop_nickname"`
+	ShopHeadImage string      `json:"shop_head_image"`
+	ShopHeadImg   string      `json:"shop_head_img"`
+}
+
+// UnmarshalJSON decodes a channels_shop_product body with either spelling of the image fields
+// (head_image / head_img, shop_head_image / shop_head_img; the first non-empty wins) and a
+// sales_price given as a string or a number.
+func (p *ChannelsShopProduct) UnmarshalJSON(data []byte) error {
+	var w channelsShopProductWire
+	if err := json.Unmarshal(data, &w); err != nil {
+		return err
+	}
+	*p = ChannelsShopProduct{
+		ProductID:     w.ProductID,
+		HeadImage:     cmp.Or(w.HeadImage, w.HeadImg),
+		Title:         w.Title,
+		SalesPrice:    string(w.SalesPrice),
+		ShopNickname:  w.ShopNickname,
+		ShopHeadImage: cmp.Or(w.ShopHeadImage, w.ShopHeadImg),
+	}
+	return nil
+}
+
+// decimalText decodes a JSON string or number into its text ("1999" from 1999 or "1999"); null is "".
+type decimalText string
+
+func (d *decimalText) UnmarshalJSON(b []byte) error {
+	switch {
+	case len(b) > 0 && b[0] == '"':
+		var s string
+		if err := json.Unmarshal(b, &s); err != nil {
+			return err
+		}
+		*d = decimalText(s)
+	case string(b) == "null":
+		*d = ""
+	case len(b) > 0 && (b[0] == '-' || b[0] >= '0' && b[0] <= '9'):
+		*d = decimalText(b) // a number literal, already validated by the decoder
+	default:
+		return &json.UnmarshalTypeError{Value: string(b), Type: reflect.TypeFor[string]()}
+	}
+	return nil
 }
 
 // intFlag decodes WeCom's 0/1 flags (has_more, is_default); it also accepts true/false.

@@ -3,6 +3,7 @@ package kf_test
 import (
 	"encoding/json"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -318,6 +319,12 @@ func TestOriginAndEnumStrings(t *testing.T) {
 	assert.Equal(t, "receiving", kf.ServicerReceiving.String())
 	assert.Equal(t, "taken from queue", kf.SessionTakenFromQueue.String())
 	assert.Equal(t, "FailType(99)", kf.FailType(99).String())
+	for f := kf.FailType(0); f <= 13; f++ { // doc 94670 lists every fail_type but 3
+		assert.Equal(t, f == 3, strings.HasPrefix(f.String(), "FailType("), "fail_type %d", f)
+	}
+	assert.Equal(t, "no WeChat Channels bound", kf.FailChannelsNotBound.String())
+	assert.Equal(t, "no WeChat Channels bound and corp not verified", kf.FailChannelsNotBoundCorpNotVerified.String())
+	assert.Contains(t, kf.FailSecurity.String(), "unconfirmed")
 	assert.Equal(t, "servicer", kf.ServiceStateServicer.String())
 	assert.True(t, kf.ServiceStateNew.CanSend())
 	assert.True(t, kf.ServiceStateAssistant.CanSend())
@@ -346,4 +353,40 @@ func TestMergedMsgItemMarshal(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(b, &back))
 	assert.JSONEq(t, `{"n":1}`, string(back.Raw))
+}
+
+// channels_shop_product: the published samples disagree on the image field names and on the type
+// of sales_price; both spellings and both types decode into the typed body, never into Raw.
+func TestChannelsShopProductSpellings(t *testing.T) {
+	t.Parallel()
+	want := kf.ChannelsShopProduct{ProductID: "P1", HeadImage: "https://img/h.jpg", Title: "T",
+		SalesPrice: "1999", ShopNickname: "S", ShopHeadImage: "https://img/s.jpg"}
+	for name, body := range map[string]string{
+		"head_image, string price": `{"product_id":"P1","head_image":"https://img/h.jpg","title":"T","sales_price":"1999","shop_nickname":"S","shop_head_image":"https://img/s.jpg"}`,
+		"head_img, number price":   `{"product_id":"P1","head_img":"https://img/h.jpg","title":"T","sales_price":1999,"shop_nickname":"S","shop_head_img":"https://img/s.jpg"}`,
+		"mixed":                    `{"product_id":"P1","head_image":"","head_img":"https://img/h.jpg","title":"T","sales_price":1999,"shop_nickname":"S","shop_head_image":"https://img/s.jpg"}`,
+	} {
+		page := `{"errcode":0,"errmsg":"ok","msg_list":[{"msgid":"m","msgtype":"channels_shop_product","channels_shop_product":` + body + `}]}`
+		var resp kf.SyncMsgResponse
+		require.NoError(t, json.Unmarshal([]byte(page), &resp), name)
+		m := resp.Messages[0]
+		assert.Nil(t, m.Raw, name)
+		require.NotNil(t, m.ChannelsShopProduct, name)
+		assert.Equal(t, want, *m.ChannelsShopProduct, name)
+	}
+
+	for lit, price := range map[string]string{`0`: "0", `19.9`: "19.9", `-1`: "-1", `null`: "", `"¥19.90"`: "¥19.90"} {
+		var p kf.ChannelsShopProduct
+		require.NoError(t, json.Unmarshal([]byte(`{"product_id":"P","sales_price":`+lit+`}`), &p), lit)
+		assert.Equal(t, price, p.SalesPrice, lit)
+	}
+	// A price that is neither a string nor a number is a body of the wrong shape: kept in Raw.
+	var m kf.Message
+	require.NoError(t, json.Unmarshal([]byte(`{"msgid":"m","msgtype":"channels_shop_product","channels_shop_product":{"product_id":"P","sales_price":{}}}`), &m))
+	assert.Nil(t, m.ChannelsShopProduct)
+	assert.JSONEq(t, `{"product_id":"P","sales_price":{}}`, string(m.Raw))
+
+	b, err := json.Marshal(want)
+	require.NoError(t, err)
+	assert.JSONEq(t, `{"product_id":"P1","head_image":"https://img/h.jpg","title":"T","sales_price":"1999","shop_nickname":"S","shop_head_image":"https://img/s.jpg"}`, string(b))
 }

@@ -15,7 +15,7 @@ import (
 )
 
 // TokenStore holds access tokens so that several replicas share one token instead of each calling
-// gettoken (wecom-kf-api.md §3: gettoken is rate-limited). cursor/redis implements it.
+// gettoken (§3, doc 91039: gettoken is rate-limited). cursor/redis implements it.
 //
 // The client keys tokens by corpid and a hash of the secret, never the secret itself.
 type TokenStore interface {
@@ -105,10 +105,10 @@ type tokenSource struct {
 	failUntil time.Time // ... until then
 }
 
-// InvalidCredentialCooldown is how long a client answers AccessToken with the last 40001 (bad
+// invalidCredentialCooldown is how long a client answers AccessToken with the last 40001 (bad
 // secret) or 40013 (bad corpid) without calling gettoken again: repeated wrong secrets get the
 // server's IP banned for an hour (doc 91039), so a misconfigured bot must not hammer gettoken.
-const InvalidCredentialCooldown = 30 * time.Second
+const invalidCredentialCooldown = 30 * time.Second
 
 // errTokenFetch marks errors of the token source so that a call that needed a token does not
 // retry them again (gettoken has its own retries).
@@ -128,7 +128,7 @@ func (ts *tokenSource) cached(now time.Time) (string, bool) {
 }
 
 func (ts *tokenSource) get(ctx context.Context) (string, error) {
-	now := time.Now()
+	now := ts.c.now()
 	if tok, ok := ts.cached(now); ok {
 		return tok, nil
 	}
@@ -166,7 +166,7 @@ func (ts *tokenSource) credentialFailure(now time.Time) error {
 // refresh runs inside the single flight: memory again (a flight may just have finished), then the
 // store, then gettoken.
 func (ts *tokenSource) refresh(ctx context.Context) (string, error) {
-	now := time.Now()
+	now := ts.c.now()
 	if tok, ok := ts.cached(now); ok {
 		return tok, nil
 	}
@@ -194,7 +194,7 @@ func (ts *tokenSource) refresh(ctx context.Context) (string, error) {
 		err = &tokenFetchError{err: err}
 		if code := ErrorCode(err); code == codeInvalidSecret || code == codeInvalidCorpID {
 			ts.mu.Lock()
-			ts.failErr, ts.failUntil = err, time.Now().Add(InvalidCredentialCooldown)
+			ts.failErr, ts.failUntil = err, ts.c.now().Add(invalidCredentialCooldown)
 			ts.mu.Unlock()
 		}
 		return "", err
@@ -251,7 +251,7 @@ func (r *gettokenResponse) status() (int, string) { return r.ErrCode, r.ErrMsg }
 // maxTokenBytes is the longest access_token WeCom documents (§3).
 const maxTokenBytes = 512
 
-// fetchToken calls cgi-bin/gettoken (wecom-kf-api.md §3). It is retried like any idempotent call
+// fetchToken calls cgi-bin/gettoken (§3, doc 91039). It is retried like any idempotent call
 // on -1, 45033 and network errors; 40001 (bad secret) is returned at once.
 func (c *Client) fetchToken(ctx context.Context) (string, time.Duration, error) {
 	var out gettokenResponse

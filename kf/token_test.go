@@ -156,25 +156,67 @@ func TestTokenEarlyRefreshFromStore(t *testing.T) {
 	assert.EqualValues(t, 2, s.tokenN.Load())
 }
 
-// The in-memory token is refreshed early: with expires_in 3 s and a 2 s margin it is refetched
-// after 1 s, not used until it expires.
+// The in-memory token is refreshed early: with expires_in 7200 s and a 5 min margin it is refetched
+// after 6900 s, not used until it expires. The client's clock moves; nothing sleeps.
 func TestTokenEarlyRefreshInMemory(t *testing.T) {
+	t.Parallel()
+	s := newStub(t)
+	clk := kftest.NewManualClock(time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC))
+	c := s.client(t, kf.WithTokenRefreshMargin(5*time.Minute), kf.WithClock(clk.Now))
+	tok, err := c.AccessToken(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, stubToken(1), tok)
+	clk.Advance(6900*time.Second - time.Millisecond)
+	tok, err = c.AccessToken(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, stubToken(1), tok, "fresh: cached")
+	clk.Advance(time.Millisecond)
+	tok, err = c.AccessToken(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, stubToken(2), tok, "inside the margin: refreshed before expiry")
+	assert.EqualValues(t, 2, s.tokenN.Load())
+}
+
+// The default in-process store follows the client's clock too: a stored token expires with it.
+func TestTokenClockDrivesDefaultStore(t *testing.T) {
 	t.Parallel()
 	s := newStub(t)
 	s.tokenFn = func(n int) (int, string) {
 		return 200, `{"errcode":0,"errmsg":"ok","access_token":"` + stubToken(n) + `","expires_in":3}`
 	}
-	c := s.client(t, kf.WithTokenRefreshMargin(2*time.Second))
+	clk := kftest.NewManualClock(time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC))
+	c := s.client(t, kf.WithTokenRefreshMargin(2*time.Second), kf.WithClock(clk.Now))
 	tok, err := c.AccessToken(context.Background())
 	require.NoError(t, err)
 	assert.Equal(t, stubToken(1), tok)
+	clk.Advance(1300 * time.Millisecond) // past half the life of a 3 s token with a 2 s margin
 	tok, err = c.AccessToken(context.Background())
 	require.NoError(t, err)
-	assert.Equal(t, stubToken(1), tok, "fresh: cached")
-	time.Sleep(1300 * time.Millisecond)
-	tok, err = c.AccessToken(context.Background())
+	assert.Equal(t, stubToken(2), tok)
+}
+
+// After 40001 the client waits out a cooldown before it calls gettoken again (doc 91039: wrong
+// secrets get the IP banned); the clock decides when it is over.
+func TestTokenInvalidSecretCooldownEnds(t *testing.T) {
+	t.Parallel()
+	srv := kftest.NewServer()
+	defer srv.Close()
+	clk := kftest.NewManualClock(time.Date(2024, 5, 1, 8, 0, 0, 0, time.UTC))
+	c, err := kf.NewClient(srv.CorpID(), "wrong-secret", kf.WithBaseURL(srv.URL()), kf.WithClock(clk.Now))
 	require.NoError(t, err)
-	assert.Equal(t, stubToken(2), tok, "inside the margin: refreshed before expiry")
+	for range 3 {
+		_, err = c.AccessToken(context.Background())
+		require.ErrorIs(t, err, kf.ErrInvalidSecret)
+	}
+	assert.Equal(t, 1, srv.Calls("/cgi-bin/gettoken"))
+	clk.Advance(29 * time.Second)
+	_, err = c.AccessToken(context.Background())
+	require.ErrorIs(t, err, kf.ErrInvalidSecret)
+	assert.Equal(t, 1, srv.Calls("/cgi-bin/gettoken"), "still cooling down")
+	clk.Advance(time.Second)
+	_, err = c.AccessToken(context.Background())
+	require.ErrorIs(t, err, kf.ErrInvalidSecret)
+	assert.Equal(t, 2, srv.Calls("/cgi-bin/gettoken"), "tried again after 30 s")
 }
 
 // 40014, 42001 and 41001 invalidate the token, refetch and retry exactly once, on any endpoint.

@@ -46,8 +46,11 @@ type request struct {
 
 	// For media upload: a multipart body instead of JSON.
 	multipart *multipartFile
-	// For media download: the reply is streamed, not read into memory.
+	// For media download: the reply is streamed, not read into memory; a 206 answer to a Range
+	// request counts as success.
 	stream bool
+	// header holds extra request headers as name, value pairs (media/get's Range).
+	header []string
 }
 
 type multipartFile struct {
@@ -143,6 +146,9 @@ func (c *Client) do(ctx context.Context, req *request, out any) (*callState, err
 	for i := 0; i+1 < len(req.query); i += 2 {
 		r.SetQueryParam(req.query[i], req.query[i+1])
 	}
+	for i := 0; i+1 < len(req.header); i += 2 {
+		r.SetHeader(req.header[i], req.header[i+1])
+	}
 	switch {
 	case req.multipart != nil:
 		m := req.multipart
@@ -204,7 +210,7 @@ func (st *callState) classify(resp *resty.Response) error {
 }
 
 func (st *callState) classifyOnce(resp *resty.Response) error {
-	if resp.StatusCode() != http.StatusOK {
+	if resp.StatusCode() != http.StatusOK && (!st.req.stream || resp.StatusCode() != http.StatusPartialContent) {
 		return st.httpError(resp)
 	}
 	if st.req.stream {

@@ -22,7 +22,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"
 )

@@ -14,7 +14,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
 )

@@ -24,7 +24,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/internal/llm"
 	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"

@@ -18,7 +18,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxkf/wxkf/internal/config"
+	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/internal/llm"
 	"github.com/wxkf/wxkf/internal/llm/llmtest"
 	"github.com/wxkf/wxkf/kf"

@@ -1,6 +1,7 @@
 package kftest_test
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/url"
 	"strings"
@@ -339,7 +340,7 @@ func TestStatistics(t *testing.T) {
 
 func TestKnowledge(t *testing.T) {
 	t.Parallel()
-	_, a := newAPI(t)
+	srv, a := newAPI(t)
 	type groups struct {
 		Code       int    `json:"errcode"`
 		NextCursor string `json:"next_cursor"`
@@ -395,6 +396,47 @@ func TestKnowledge(t *testing.T) {
 	a.post("/cgi-bin/kf/knowledge/list_intent", obj{"group_id": gid}).into(t, &il)
 	require.Len(t, il.IntentList, 1)
 	assert.Equal(t, "三十天", il.IntentList[0].Answers[0].Text.Content)
+
+	// Attachments (doc 95972): image, video, link and mini program. list_intent names images and
+	// videos by file name only and drops the mini program's thumb_media_id.
+	img := srv.PutMedia("image", "退货.jpg", []byte("\xff\xd8\xff fake jpeg"))
+	vid := srv.PutMedia("video", "流程.mp4", []byte("fake mp4 bytes"))
+	attachments := []obj{
+		{"msgtype": "image", "image": obj{"media_id": img}},
+		{"msgtype": "video", "video": obj{"media_id": vid}},
+		{"msgtype": "link", "link": obj{"title": "退货说明", "desc": "七天", "url": "https://example.com/r", "pic_url": "https://example.com/p.jpg"}},
+		{"msgtype": "miniprogram", "miniprogram": obj{"title": "商城", "appid": "wx123", "pagepath": "/p", "thumb_media_id": img}},
+	}
+	assert.Equal(t, 0, a.post("/cgi-bin/kf/knowledge/mod_intent", obj{"intent_id": iid,
+		"answers": []obj{{"text": obj{"content": "见附件"}, "attachments": attachments}}}).Code)
+	r := a.post("/cgi-bin/kf/knowledge/list_intent", obj{"intent_id": iid})
+	var listed struct {
+		IntentList []struct {
+			Question json.RawMessage `json:"question"`
+			Answers  json.RawMessage `json:"answers"`
+		} `json:"intent_list"`
+	}
+	r.into(t, &listed)
+	require.Len(t, listed.IntentList, 1)
+	assert.JSONEq(t, `{"text":{"content":"怎么退货"}}`, string(listed.IntentList[0].Question), "mod_intent without question keeps it")
+	assert.JSONEq(t, `[{"text":{"content":"见附件"},"attachments":[
+		{"msgtype":"image","image":{"name":"退货.jpg"}},
+		{"msgtype":"video","video":{"name":"流程.mp4"}},
+		{"msgtype":"link","link":{"title":"退货说明","desc":"七天","url":"https://example.com/r","pic_url":"https://example.com/p.jpg"}},
+		{"msgtype":"miniprogram","miniprogram":{"title":"商城","appid":"wx123","pagepath":"/p"}}]}]`, string(listed.IntentList[0].Answers))
+	for name, bad := range map[string]obj{
+		"unknown media":    {"msgtype": "image", "image": obj{"media_id": "nope"}},
+		"video as image":   {"msgtype": "image", "image": obj{"media_id": vid}},
+		"link without url": {"msgtype": "link", "link": obj{"title": "t"}},
+		"no body":          {"msgtype": "link"},
+		"unknown type":     {"msgtype": "file", "file": obj{"media_id": img}},
+	} {
+		code := a.post("/cgi-bin/kf/knowledge/mod_intent", obj{"intent_id": iid,
+			"answers": []obj{{"text": obj{"content": "x"}, "attachments": []obj{bad}}}}).Code
+		assert.NotZero(t, code, name)
+	}
+	assert.Equal(t, 0, a.post("/cgi-bin/kf/knowledge/mod_intent", obj{"intent_id": iid, "question": obj{"text": obj{"content": "退货"}}}).Code,
+		"question alone")
 	assert.Equal(t, 0, a.post("/cgi-bin/kf/knowledge/del_intent", obj{"intent_id": iid}).Code)
 	assert.Equal(t, kftest.CodeInvalidParameter, a.post("/cgi-bin/kf/knowledge/del_intent", obj{"intent_id": iid}).Code)
 	assert.Equal(t, 0, a.post("/cgi-bin/kf/knowledge/del_group", obj{"group_id": gid}).Code)

@@ -1,8 +1,9 @@
 package kftest
 
-// Error codes the fake answers with (../shared/wecom-kf-api.md §3–§10). Codes marked "approximation"
-// are the fake's best plausible choice where the shared notes do not state which code WeCom
-// returns for that case; a client must switch on the documented codes only.
+// Error codes the fake answers with (§3–§10 of docs/wecom-api.md in this repository; WeCom's global
+// error code page, doc 90313). Codes marked "approximation" are the fake's best plausible choice where
+// no official page states which code WeCom returns for that case; a client must switch on the
+// documented codes only.
 const (
 	// CodeOK is success.
 	CodeOK = 0
@@ -72,7 +73,9 @@ const (
 	CodeQuotaExceeded = 95001
 	// CodeWindowExpired: more than 48 h since the customer's latest message (§6).
 	CodeWindowExpired = 95002
-	// CodeMissingOpenKfID: open_kfid empty (§6).
+	// CodeMissingOpenKfID is 95004, "open_kfid does not exist" on the global error code page
+	// (doc 90313). The fake answers it for an empty open_kfid (approximation); an unknown non-empty
+	// one gets CodeInvalidOpenKfID.
 	CodeMissingOpenKfID = 95004
 	// CodeInvalidAccountName: kf/account add/update with an empty name or one over 16 characters (approximation).
 	CodeInvalidAccountName = 95006
@@ -86,16 +89,22 @@ const (
 	// CodeSessionEnded: send_msg while the session is in state 4 (ended) (§6). The fake answers
 	// 95013 for state 4 and 95018 for states 2 and 3.
 	CodeSessionEnded = 95013
-	// CodeNotServicer: service_state/trans to a userid that is not a (activated) servicer of the account (§7).
+	// CodeNotServicer is 95014, "not a servicer, or not activated" (§7, doc 90313): service_state/trans
+	// or servicer statistics for a userid that is not an activated servicer of the account.
 	CodeNotServicer = 95014
 	// CodeBadTransition: a service_state/trans transition not in the stated table (§7).
 	CodeBadTransition = 95016
-	// CodeStateForbidsSend: send_msg while the session is in state 2 (queued) or 3 (human) (§6).
+	// CodeStateForbidsSend is 95018, "the session state does not allow sending" (§6), which the global
+	// error code page also gives for a session older than 48 h (doc 90313). The fake answers it for
+	// states 2 (queued) and 3 (human); past 48 h it answers CodeWindowExpired.
 	CodeStateForbidsSend = 95018
 	// CodeServicerNotReceiving: trans to a servicer who stopped receiving (§7).
 	CodeServicerNotReceiving = 95019
 	// CodeNoConsultation: send_msg to a customer who never messaged this account (§6).
 	CodeNoConsultation = 95031
+	// CodeMediaNeedsRange: media/get of a file over 20 MB without a Range header, or a Range chunk
+	// over 20 MB (doc 96486: download such files in Range chunks of at most 20 MB).
+	CodeMediaNeedsRange = 830002
 
 	// DuplicateMsgIDCode is what send_msg / send_msg_on_event answer when the client msgid was already
 	// used on an accepted send of the same kf account; the errmsg says "msgid duplicated".
@@ -103,6 +112,24 @@ const (
 	// give its code; 40058 (invalid parameter) is the fake's choice. Clients should match on this
 	// constant, not on 40058, so the choice can be corrected in one place.
 	DuplicateMsgIDCode = CodeInvalidParameter
+)
+
+// Error codes of WeCom's global error code page (doc 90313) that the fake's model never answers by
+// itself, because they depend on the corp's setup rather than on the request. Tests make an endpoint
+// answer them with FailWith.
+const (
+	// CodeAPIForbidden is 48002: the app may not call this API.
+	CodeAPIForbidden = 48002
+	// CodeIPNotTrusted is 60020: the caller's IP is not on the app's trusted IP list; WeCom's errmsg
+	// names the IP ("… from ip: 203.0.113.7 …").
+	CodeIPNotTrusted = 60020
+	// CodeSecretMismatch is 95011: WeChat Customer Service is used inside WeCom (联合版) while the call
+	// came as for the standalone edition (独立版) ("already use in wecom").
+	CodeSecretMismatch = 95011
+	// CodeEditionMismatch is 95012: the reverse mismatch between 联合版 and 独立版.
+	CodeEditionMismatch = 95012
+	// CodeAPISwitchOff is 95017: the API switch of WeChat Customer Service is off in the admin.
+	CodeAPISwitchOff = 95017
 )
 
 // apiError is a WeCom error answer: errcode + errmsg.

@@ -9,6 +9,9 @@
 //	_ = srv.Notify(ctx, botURL, srv.OpenKfID())                                     // WeCom calls the bot
 //	sent, _ := srv.WaitSentTo(ctx, srv.OpenKfID(), "wmCustomer", 1)                 // what it answered
 //
+// Handle and FailWith replace any endpoint's answer for a test (e.g. gettoken answering 60020), and
+// the call is still counted and observed.
+//
 // Where the shared notes (../shared/wecom-kf-api.md) do not give WeCom's error code for a case, the
 // fake's choice is marked "approximation" on the Code constants; DuplicateMsgIDCode is unconfirmed.
 // kftest speaks the wire format with its own types and does not import package kf: the client and

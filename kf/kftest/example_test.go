@@ -65,3 +65,31 @@ func ExampleNewServer() {
 	// bot sent: echo: 你好
 	// quota left: 4
 }
+
+// A test makes one endpoint fail as WeCom would, e.g. an IP not on the trusted list (60020), and then
+// restores the modelled endpoint.
+func ExampleServer_FailWith() {
+	srv := kftest.NewServer()
+	defer srv.Close()
+	srv.FailWith("/cgi-bin/gettoken", 60020, "not allow to access from your ip, from ip: 203.0.113.7")
+
+	get := func() (r struct {
+		Errcode int    `json:"errcode"`
+		Errmsg  string `json:"errmsg"`
+	}) {
+		q := url.Values{"corpid": {srv.CorpID()}, "corpsecret": {srv.Secret()}}
+		resp, err := srv.HTTPServer().Client().Get(srv.URL() + "/cgi-bin/gettoken?" + q.Encode())
+		if err != nil {
+			panic(err)
+		}
+		defer resp.Body.Close()
+		_ = json.NewDecoder(resp.Body).Decode(&r)
+		return r
+	}
+	fmt.Println(get().Errcode, get().Errmsg)
+	srv.Handle("/cgi-bin/gettoken", nil)
+	fmt.Println(get().Errcode, srv.Calls("/cgi-bin/gettoken"))
+	// Output:
+	// 60020 not allow to access from your ip, from ip: 203.0.113.7
+	// 0 3
+}

@@ -137,3 +137,46 @@ func FuzzAMRDuration(f *testing.F) {
 		}
 	})
 }
+
+// FuzzMediaGetRange sends media/get with any Range header for a file just over 20 MB: no answer
+// serves more than 20 MB of it (doc 96486), and a JSON answer always carries an errcode.
+func FuzzMediaGetRange(f *testing.F) {
+	srv := kftest.NewServer(kftest.WithSeed(1))
+	defer srv.Close()
+	tok := tokenOf(srv)
+	data := bytes.Repeat([]byte("0123456789abcdef"), kftest.MaxMediaGetBytes/16+1)
+	id := srv.PutMedia("file", "big.bin", data)
+	hc := srv.HTTPServer().Client()
+	for _, s := range []string{"", "bytes=0-99", "bytes=0-", "bytes=-100", "bytes=1-2,5-9", "bytes=9-1", "bytes=x", "items=0-1",
+		"bytes=0-20971519", "bytes=0-20971520", "bytes=99999999999999999999-", "bytes=-0", "bytes= 1-2 , 3-"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, rng string) {
+		req, err := http.NewRequest(http.MethodGet, srv.URL()+"/cgi-bin/media/get?access_token="+tok+"&media_id="+id, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rng != "" {
+			if strings.ContainsAny(rng, "\r\n\x00") || !utf8.ValidString(rng) {
+				return
+			}
+			req.Header.Set("Range", rng)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return // a header net/http refuses to send
+		}
+		defer resp.Body.Close()
+		var body bytes.Buffer
+		n, _ := body.ReadFrom(resp.Body)
+		if n > kftest.MaxMediaGetBytes+1024 { // a multipart/byteranges answer adds part headers
+			t.Fatalf("Range %q served %d bytes", rng, n)
+		}
+		if strings.Contains(resp.Header.Get("Content-Type"), "application/json") {
+			var e struct{ Errcode int }
+			if json.Unmarshal(body.Bytes(), &e) != nil || e.Errcode == 0 {
+				t.Fatalf("Range %q: JSON answer without errcode: %s", rng, body.Bytes())
+			}
+		}
+	})
+}

@@ -91,17 +91,19 @@ func (s *Server) buildRoutes() map[string]*endpoint {
 }
 
 // ServeHTTP implements the fake API. Every answer is HTTP 200 with a JSON {errcode, errmsg, …} body,
-// as WeCom does, except media/get's binary answers and 404 for unknown paths.
+// as WeCom does, except media/get's binary answers, 404 for unknown paths, and what an override set
+// with Handle answers.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	start := time.Now()
 	path := r.URL.Path
 	s.mu.Lock()
 	s.calls[path]++
 	f := s.faults
+	ov := s.overrides[path]
 	s.mu.Unlock()
 
 	ep := s.routes[path]
-	if ep == nil {
+	if ep == nil && ov == nil {
 		http.NotFound(w, r)
 		s.finish(r, path, nil, result{err: errf(http.StatusNotFound, "not found")}, http.StatusNotFound, start)
 		return
@@ -131,6 +133,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		res := fail(CodeBusy, "system busy")
 		s.writeResult(w, res)
 		s.finish(r, path, nil, res, http.StatusOK, start)
+		return
+	}
+	if ov != nil {
+		s.serveOverride(ov, w, r, path, drop, start)
 		return
 	}
 

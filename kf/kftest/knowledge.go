@@ -2,13 +2,16 @@ package kftest
 
 import (
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 )
 
-// The knowledge base of the smart assistant (§8, doc 95971 / 95972): groups and intents. The fake
-// validates required fields and pages lists with an opaque cursor; it does not enforce field limits
-// the shared notes do not state.
+// The knowledge base of the smart assistant (§8, doc 95971 / 95972): groups and intents with text
+// answers and image, video, link and mini program attachments. The fake validates required fields
+// (its error codes for them are approximations) and pages lists with an opaque cursor; it enforces no
+// field limits, since no official page states them. list_intent answers attachments as WeCom does:
+// images and videos by file name only.
 
 // MaxKnowledgeListLimit is the largest limit list_group / list_intent accept (default 100).
 const MaxKnowledgeListLimit = 1000
@@ -215,17 +218,125 @@ func checkQuestion(raw json.RawMessage) *apiError {
 	return nil
 }
 
-func checkAnswers(raw json.RawMessage) *apiError {
-	var as []kContent
+// kAnswer is an answer as add_intent / mod_intent send it and list_intent returns it.
+type kAnswer struct {
+	Text *struct {
+		Content string `json:"content"`
+	} `json:"text"`
+	Attachments []kAttachment `json:"attachments,omitempty"`
+}
+
+// kAttachment is an answer attachment (doc 95972): image and video carry a media_id when sent and
+// only a name when listed; link {title, desc, url, pic_url}; miniprogram {title, appid, pagepath,
+// thumb_media_id} (listed without thumb_media_id).
+type kAttachment struct {
+	MsgType     string   `json:"msgtype"`
+	Image       *kMedia  `json:"image,omitempty"`
+	Video       *kMedia  `json:"video,omitempty"`
+	Link        *kLink   `json:"link,omitempty"`
+	MiniProgram *kMiniPg `json:"miniprogram,omitempty"`
+}
+
+type kMedia struct {
+	MediaID string `json:"media_id,omitempty"`
+	Name    string `json:"name,omitempty"`
+}
+
+type kLink struct {
+	Title  string `json:"title"`
+	PicURL string `json:"pic_url,omitempty"`
+	Desc   string `json:"desc,omitempty"`
+	URL    string `json:"url"`
+}
+
+type kMiniPg struct {
+	Title        string `json:"title,omitempty"`
+	ThumbMediaID string `json:"thumb_media_id,omitempty"`
+	AppID        string `json:"appid"`
+	PagePath     string `json:"pagepath"`
+}
+
+// checkAnswers parses and checks answers: a non-empty list, each with text content, and each
+// attachment of type image, video, link or miniprogram with its own body (40058 otherwise, an
+// approximation); an image or video media_id must be a stored media of that kind (40007).
+func (s *Server) checkAnswers(raw json.RawMessage) ([]kAnswer, *apiError) {
+	var as []kAnswer
 	if len(raw) == 0 || json.Unmarshal(raw, &as) != nil || len(as) == 0 {
-		return errf(CodeInvalidParameter, "invalid parameter: answers must be a non-empty list")
+		return nil, errf(CodeInvalidParameter, "invalid parameter: answers must be a non-empty list")
 	}
-	for _, a := range as {
+	for i, a := range as {
 		if a.Text == nil || a.Text.Content == "" {
-			return errf(CodeInvalidParameter, "invalid parameter: answers[].text.content required")
+			return nil, errf(CodeInvalidParameter, "invalid parameter: answers[].text.content required")
+		}
+		for j, at := range a.Attachments {
+			if e := s.checkAttachment(at); e != nil {
+				e.Msg += fmt.Sprintf(" (answers[%d].attachments[%d])", i, j)
+				return nil, e
+			}
 		}
 	}
-	return nil
+	return as, nil
+}
+
+func (s *Server) checkAttachment(at kAttachment) *apiError {
+	media := func(kind string, m *kMedia) *apiError {
+		if m == nil || m.MediaID == "" {
+			return errf(CodeInvalidParameter, "invalid parameter: "+kind+".media_id required")
+		}
+		s.mu.Lock()
+		item := s.media[m.MediaID]
+		s.mu.Unlock()
+		if item == nil || item.kind != kind {
+			return errf(CodeInvalidMediaID, "invalid media_id")
+		}
+		return nil
+	}
+	switch at.MsgType {
+	case "image":
+		return media("image", at.Image)
+	case "video":
+		return media("video", at.Video)
+	case "link":
+		if at.Link == nil {
+			return errf(CodeInvalidParameter, "invalid parameter: link missing")
+		}
+		return firstErr(required("link.title", at.Link.Title), required("link.url", at.Link.URL))
+	case "miniprogram":
+		if at.MiniProgram == nil {
+			return errf(CodeInvalidParameter, "invalid parameter: miniprogram missing")
+		}
+		return firstErr(required("miniprogram.appid", at.MiniProgram.AppID), required("miniprogram.pagepath", at.MiniProgram.PagePath))
+	}
+	return errf(CodeInvalidMsgType, fmt.Sprintf("invalid attachment msgtype %q", at.MsgType))
+}
+
+// listedAnswersLocked renders answers as list_intent returns them: image and video attachments by the
+// uploaded file's name only, mini programs without thumb_media_id. Called with s.mu held.
+func (s *Server) listedAnswersLocked(as []kAnswer) json.RawMessage {
+	out := make([]kAnswer, len(as))
+	for i, a := range as {
+		out[i] = kAnswer{Text: a.Text}
+		for _, at := range a.Attachments {
+			l := kAttachment{MsgType: at.MsgType, Link: at.Link}
+			name := func(m *kMedia) *kMedia {
+				if m == nil {
+					return nil
+				}
+				n := ""
+				if item := s.media[m.MediaID]; item != nil {
+					n = item.filename
+				}
+				return &kMedia{Name: n}
+			}
+			l.Image, l.Video = name(at.Image), name(at.Video)
+			if mp := at.MiniProgram; mp != nil {
+				l.MiniProgram = &kMiniPg{Title: mp.Title, AppID: mp.AppID, PagePath: mp.PagePath}
+			}
+			out[i].Attachments = append(out[i].Attachments, l)
+		}
+	}
+	b, _ := json.Marshal(out)
+	return b
 }
 
 type kIntentAddResp struct {
@@ -240,7 +351,11 @@ func (s *Server) handleKnowledgeAddIntent(c *call) result {
 	if e := c.decode(&req); e != nil {
 		return failErr(e)
 	}
-	if e := firstErr(required("group_id", req.GroupID), checkQuestion(req.Question), checkAnswers(req.Answers)); e != nil {
+	if e := firstErr(required("group_id", req.GroupID), checkQuestion(req.Question)); e != nil {
+		return failErr(e)
+	}
+	answers, e := s.checkAnswers(req.Answers)
+	if e != nil {
 		return failErr(e)
 	}
 	s.mu.Lock()
@@ -249,7 +364,7 @@ func (s *Server) handleKnowledgeAddIntent(c *call) result {
 		return fail(CodeInvalidParameter, "invalid parameter: unknown group_id")
 	}
 	it := &kIntent{id: s.randString(24, alnum), groupID: req.GroupID, question: req.Question,
-		similar: req.SimilarQuestions, answers: req.Answers}
+		similar: req.SimilarQuestions, answers: s.listedAnswersLocked(answers)}
 	s.knowledge.intents = append(s.knowledge.intents, it)
 	return result{v: kIntentAddResp{okBody: okay(), IntentID: it.id}}
 }
@@ -282,8 +397,10 @@ func (s *Server) handleKnowledgeModIntent(c *call) result {
 			return failErr(e)
 		}
 	}
+	var answers []kAnswer
 	if len(req.Answers) > 0 {
-		if e := checkAnswers(req.Answers); e != nil {
+		var e *apiError
+		if answers, e = s.checkAnswers(req.Answers); e != nil {
 			return failErr(e)
 		}
 	}
@@ -299,8 +416,8 @@ func (s *Server) handleKnowledgeModIntent(c *call) result {
 	if len(req.SimilarQuestions) > 0 {
 		it.similar = req.SimilarQuestions
 	}
-	if len(req.Answers) > 0 {
-		it.answers = req.Answers
+	if answers != nil {
+		it.answers = s.listedAnswersLocked(answers)
 	}
 	return result{}
 }

@@ -12,6 +12,7 @@ import (
 	"mime"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -24,6 +25,11 @@ const (
 	MaxVideoBytes    = 10 << 20         // video, MP4 (else 40011 / 40005)
 	MaxFileBytes     = 20 << 20         // any file (else 40006)
 )
+
+// MaxMediaGetBytes is the largest media/get answer: a file over 20 MB must be fetched with Range
+// requests of at most 20 MB each, else WeCom answers 830002 (doc 96486). Uploads cannot exceed it,
+// but media added with PutMedia or AddFile (what a customer sent) may.
+const MaxMediaGetBytes = 20 << 20
 
 type uploadResp struct {
 	okBody
@@ -220,9 +226,11 @@ func mediaContentType(kind string, data []byte) string {
 	return ct
 }
 
-// handleMediaGet is GET /cgi-bin/media/get?media_id (§9): the bytes with Content-Type and
+// handleMediaGet is GET /cgi-bin/media/get?media_id (§9, doc 96486): the bytes with Content-Type and
 // Content-Disposition: attachment; filename="…", Range requests supported (206); an unknown or
-// expired (3 days) media_id is a JSON error body with HTTP 200 (40007), missing media_id 41006.
+// expired (3 days) media_id is a JSON error body with HTTP 200 (40007), missing media_id 41006. A
+// file over MaxMediaGetBytes without a Range header, or a Range asking for more than that, is
+// answered 830002 as WeCom does.
 func (s *Server) handleMediaGet(c *call) result {
 	id := c.query.Get("media_id")
 	if id == "" {
@@ -237,6 +245,12 @@ func (s *Server) handleMediaGet(c *call) result {
 	if c.now.Sub(m.created) > MediaTTL {
 		return fail(CodeInvalidMediaID, "invalid media_id: expired")
 	}
+	switch rng := c.r.Header.Get("Range"); {
+	case rng == "" && len(m.data) > MaxMediaGetBytes:
+		return fail(CodeMediaNeedsRange, fmt.Sprintf("media size %d over 20M, download it with Range in chunks of at most 20M", len(m.data)))
+	case rng != "" && rangeBytes(rng, int64(len(m.data))) > MaxMediaGetBytes:
+		return fail(CodeMediaNeedsRange, "range chunk over 20M, use Range chunks of at most 20M")
+	}
 	summary, _ := json.Marshal(map[string]any{"content_type": m.contentType, "filename": m.filename, "size": len(m.data)})
 	return result{
 		serve: func(w http.ResponseWriter) {
@@ -246,6 +260,36 @@ func (s *Server) handleMediaGet(c *call) result {
 		},
 		recResp: summary,
 	}
+}
+
+// rangeBytes is how many bytes a Range header value asks of a size-byte file ("bytes=a-b", "a-",
+// "-n", comma-separated), counting what each range covers within the file; an unparsable value
+// counts 0 and is left to http.ServeContent to answer.
+func rangeBytes(v string, size int64) int64 {
+	spec, ok := strings.CutPrefix(strings.TrimSpace(v), "bytes=")
+	if !ok {
+		return 0
+	}
+	var total int64
+	for _, r := range strings.Split(spec, ",") {
+		a, b, ok := strings.Cut(strings.TrimSpace(r), "-")
+		if !ok {
+			return 0
+		}
+		from, errA := strconv.ParseInt(a, 10, 64)
+		to, errB := strconv.ParseInt(b, 10, 64)
+		switch {
+		case a == "" && errB == nil && to >= 0: // the last n bytes
+			total += min(to, size)
+		case errA == nil && from >= 0 && b == "": // from a to the end
+			total += max(0, size-from)
+		case errA == nil && errB == nil && from >= 0 && to >= from:
+			total += max(0, min(to, size-1)-from+1)
+		default:
+			return 0
+		}
+	}
+	return total
 }
 
 func contentDisposition(filename string) string {

@@ -222,3 +222,47 @@ func TestMediaGet(t *testing.T) {
 	a.token = a.fetchToken()
 	assert.Equal(t, kftest.CodeInvalidMediaID, a.get("/cgi-bin/media/get", map[string][]string{"media_id": {id}}, true).Code)
 }
+
+// A file over 20 MB must be fetched in Range chunks of at most 20 MB; otherwise WeCom answers
+// 830002 (doc 96486).
+func TestMediaGetOver20MB(t *testing.T) {
+	t.Parallel()
+	srv, a := newAPI(t)
+	data := make([]byte, 45<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	id := srv.PutMedia("file", "big.bin", data)
+	get := func(rng string) reply {
+		req, err := http.NewRequest(http.MethodGet, a.url("/cgi-bin/media/get", map[string][]string{"media_id": {id}}, true), nil)
+		require.NoError(t, err)
+		if rng != "" {
+			req.Header.Set("Range", rng)
+		}
+		return a.do(req)
+	}
+
+	whole := get("")
+	assert.Equal(t, http.StatusOK, whole.Status)
+	assert.Equal(t, kftest.CodeMediaNeedsRange, whole.Code)
+	assert.Contains(t, whole.Header.Get("Content-Type"), "application/json")
+
+	for _, rng := range []string{"bytes=0-20971520", "bytes=0-", "bytes=1-10,20-30000000", "bytes=-20971521"} {
+		assert.Equal(t, kftest.CodeMediaNeedsRange, get(rng).Code, rng)
+	}
+
+	var got []byte
+	for off := 0; off < len(data); off += 20 << 20 {
+		end := min(off+20<<20, len(data)) - 1
+		part := get("bytes=" + strconv.Itoa(off) + "-" + strconv.Itoa(end))
+		require.Equal(t, http.StatusPartialContent, part.Status)
+		assert.Equal(t, "bytes "+strconv.Itoa(off)+"-"+strconv.Itoa(end)+"/"+strconv.Itoa(len(data)), part.Header.Get("Content-Range"))
+		got = append(got, part.Raw...)
+	}
+	assert.True(t, bytes.Equal(data, got), "the chunks make up the file")
+	assert.Equal(t, http.StatusPartialContent, get("bytes=-20971520").Status, "the last 20 MB")
+
+	// 20 MB exactly still comes in one piece.
+	small := srv.PutMedia("file", "20mb.bin", data[:20<<20])
+	assert.Equal(t, http.StatusOK, a.get("/cgi-bin/media/get", map[string][]string{"media_id": {small}}, true).Status)
+}

@@ -7,7 +7,8 @@ import (
 	"time"
 )
 
-// Byte limits of send_msg bodies (§6, doc 94677).
+// Byte limits of send_msg bodies (§6, doc 94677). The limits are WeCom's; the error codes the fake
+// answers for them (in parentheses) are approximations except 95008.
 const (
 	MaxTextBytes        = 2048 // text.content, in bytes of UTF-8 (else 45002; empty is 44004)
 	MaxClientMsgIDBytes = 32   // the optional client msgid, [0-9a-zA-Z_-] only (else 40058)
@@ -16,7 +17,7 @@ const (
 	MaxMenuTailBytes    = 1024 // msgmenu.tail_content (else 45002)
 	MaxLinkTitleBytes   = 128  // link.title (else 45002)
 	MaxLinkDescBytes    = 512  // link.desc (else 45002)
-	MaxLinkURLBytes     = 2048 // link.url and a menu view item's url, http(s) only (else 45002 / 40058)
+	MaxLinkURLBytes     = 2048 // link.url, http(s) only (else 45002 / 40058); the fake also applies it to menu view urls (approximation)
 	MaxMiniTitleBytes   = 64   // miniprogram.title (else 45002)
 )
 
@@ -224,8 +225,11 @@ func checkClientMsgID(id string) *apiError {
 }
 
 // checkMenu enforces §6 msgmenu: head/tail ≤ 1024 bytes, ≤ 10 items (95008), item types
-// click|view|miniprogram|text (95009), each item's body present with its required fields (40058),
-// view urls http(s). Limits of item fields beyond these are not in the shared notes and not enforced.
+// click|view|miniprogram|text (95009). It also models rules no official page confirms, answering
+// 40058 as an approximation: each item's body present with its fields non-empty (click content, view
+// url and content, mini program appid, pagepath and content, text content), view urls http(s) and
+// ≤ 2048 bytes, no_newline 0 or 1. The byte limits of item fields that only second sources give
+// (click id 1–64, click content ≤ 128, …) are not enforced.
 func checkMenu(m *menuBody) *apiError {
 	if e := firstErr(maxBytes("msgmenu.head_content", m.HeadContent, MaxMenuHeadBytes),
 		maxBytes("msgmenu.tail_content", m.TailContent, MaxMenuTailBytes)); e != nil {

@@ -4,11 +4,12 @@ import (
 	"context"
 	crand "crypto/rand"
 	"encoding/binary"
-	"io"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync"
 	"time"
 )
@@ -65,16 +66,40 @@ type config struct {
 	welcomeTTL, queueTTL    time.Duration
 	defaultAccountName      string
 	corpQualificationBinded bool
+	invalid                 []string // options given invalid values
 }
 
-// Option configures a Server.
+func (c *config) reject(format string, args ...any) {
+	c.invalid = append(c.invalid, fmt.Sprintf(format, args...))
+}
+
+// Option configures a Server. A nil Option is ignored. An Option given an invalid value (named on
+// each) makes NewServer panic with a message naming it, as httptest.NewServer panics when it cannot
+// listen: NewServer has no error to return, and a test's setup mistake must not pass silently.
 type Option func(*config)
 
-// WithCorpID sets the corpid gettoken accepts and callbacks are encrypted for (default DefaultCorpID).
-func WithCorpID(corpID string) Option { return func(c *config) { c.corpID = corpID } }
+// WithCorpID sets the corpid gettoken accepts and callbacks are encrypted for (default
+// DefaultCorpID; must not be empty).
+func WithCorpID(corpID string) Option {
+	return func(c *config) {
+		if corpID == "" {
+			c.reject("WithCorpID: empty corpid")
+			return
+		}
+		c.corpID = corpID
+	}
+}
 
-// WithSecret sets the corpsecret gettoken accepts (default DefaultSecret).
-func WithSecret(secret string) Option { return func(c *config) { c.secret = secret } }
+// WithSecret sets the corpsecret gettoken accepts (default DefaultSecret; must not be empty).
+func WithSecret(secret string) Option {
+	return func(c *config) {
+		if secret == "" {
+			c.reject("WithSecret: empty secret")
+			return
+		}
+		c.secret = secret
+	}
+}
 
 // WithCallbackCrypto sets the callback Token and EncodingAESKey used to sign and encrypt callbacks
 // (defaults DefaultCallbackToken, DefaultEncodingAESKey). NewServer panics if the key is not 43
@@ -84,23 +109,57 @@ func WithCallbackCrypto(token, encodingAESKey string) Option {
 }
 
 // WithClock sets the time source for every rule that depends on time (token expiry, 48 h window,
-// 3-day sync window, code validity, media expiry, statistics). Default time.Now. See ManualClock.
-// The function must be safe for concurrent use and must not call back into the Server.
-func WithClock(now func() time.Time) Option { return func(c *config) { c.clock = now } }
+// 3-day sync window, code validity, media expiry, statistics). Default time.Now; nil is invalid.
+// See ManualClock. The function must be safe for concurrent use and must not call back into the
+// Server.
+func WithClock(now func() time.Time) Option {
+	return func(c *config) {
+		if now == nil {
+			c.reject("WithClock: nil clock")
+			return
+		}
+		c.clock = now
+	}
+}
 
 // WithPageSize caps how many messages one sync_msg answer holds, whatever limit the request asks
-// (default and maximum 1000, minimum 1). Small pages make has_more paging easy to test.
-func WithPageSize(n int) Option { return func(c *config) { c.pageSize = clampPage(n) } }
+// (default and maximum 1000; n must be 1..1000). Small pages make has_more paging easy to test.
+func WithPageSize(n int) Option {
+	return func(c *config) {
+		if n < 1 || n > MaxPageSize {
+			c.reject("WithPageSize(%d): the page size must be 1..%d", n, MaxPageSize)
+			return
+		}
+		c.pageSize = n
+	}
+}
 
-// WithTokenTTL sets the access_token lifetime (default 7200 s, doc 91039).
-func WithTokenTTL(d time.Duration) Option { return func(c *config) { c.tokenTTL = d } }
+// WithTokenTTL sets the access_token lifetime (default 7200 s, doc 91039; must be > 0).
+func WithTokenTTL(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.reject("WithTokenTTL(%v): must be > 0", d)
+			return
+		}
+		c.tokenTTL = d
+	}
+}
 
 // WithSeed makes every random choice of the Server (ids, tokens, codes, fault injection) a
 // deterministic function of seed and call order. Default: a random seed.
 func WithSeed(seed int64) Option { return func(c *config) { c.seed, c.seeded = seed, true } }
 
-// WithLogger sets the logger for the fake's own diagnostics (default: discard). Secrets are never logged.
-func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l } }
+// WithLogger sets the logger for the fake's own diagnostics (default: discard; nil is invalid).
+// Secrets are never logged.
+func WithLogger(l *slog.Logger) Option {
+	return func(c *config) {
+		if l == nil {
+			c.reject("WithLogger: nil *slog.Logger")
+			return
+		}
+		c.logger = l
+	}
+}
 
 // WithCallbackURL makes the Server behave like WeCom pushing callbacks: every message added with
 // AddMessage (and its helpers) triggers an asynchronous kf_msg_or_event delivery to url, retried up to
@@ -108,19 +167,40 @@ func WithLogger(l *slog.Logger) Option { return func(c *config) { c.logger = l }
 // (tests call Notify themselves). See also SetCallbackURL.
 func WithCallbackURL(url string) Option { return func(c *config) { c.callbackURL = url } }
 
-// WithCallbackTimeout sets how long a callback delivery waits for HTTP 200 (default 5 s, §1).
-func WithCallbackTimeout(d time.Duration) Option { return func(c *config) { c.callbackTimeout = d } }
+// WithCallbackTimeout sets how long a callback delivery waits for HTTP 200 (default 5 s, §1; must
+// be > 0).
+func WithCallbackTimeout(d time.Duration) Option {
+	return func(c *config) {
+		if d <= 0 {
+			c.reject("WithCallbackTimeout(%v): must be > 0", d)
+			return
+		}
+		c.callbackTimeout = d
+	}
+}
 
 // WithCallbackTransport sets the http.RoundTripper used to deliver callbacks (default: a private
-// http.Transport closed with the Server).
+// http.Transport closed with the Server; nil is invalid).
 func WithCallbackTransport(rt http.RoundTripper) Option {
-	return func(c *config) { c.callbackTransport = rt }
+	return func(c *config) {
+		if rt == nil {
+			c.reject("WithCallbackTransport: nil http.RoundTripper")
+			return
+		}
+		c.callbackTransport = rt
+	}
 }
 
 // WithCodeTTLs overrides the validity of welcome/session-end codes (default 20 s) and of queue codes
-// (default 48 h). Useful only to make expiry tests fast without a ManualClock.
+// (default 48 h); both must be > 0. Useful only to make expiry tests fast without a ManualClock.
 func WithCodeTTLs(welcome, queue time.Duration) Option {
-	return func(c *config) { c.welcomeTTL, c.queueTTL = welcome, queue }
+	return func(c *config) {
+		if welcome <= 0 || queue <= 0 {
+			c.reject("WithCodeTTLs(%v, %v): both must be > 0", welcome, queue)
+			return
+		}
+		c.welcomeTTL, c.queueTTL = welcome, queue
+	}
 }
 
 // WithChannelsBinding sets what get_corp_qualification answers as wechat_channels_binding (default false).
@@ -160,6 +240,7 @@ type Server struct {
 	rejected   []Rejection
 	knowledge  knowledgeBase
 	cbURL      string
+	overrides  map[string]http.Handler // Handle, FailWith
 
 	obsMu     sync.Mutex
 	observers map[int]func(Record)
@@ -195,7 +276,12 @@ func NewServer(opts ...Option) *Server {
 		defaultAccountName: "kftest",
 	}
 	for _, o := range opts {
-		o(&cfg)
+		if o != nil {
+			o(&cfg)
+		}
+	}
+	if len(cfg.invalid) > 0 {
+		panic("kftest: NewServer: invalid option: " + strings.Join(cfg.invalid, "; "))
 	}
 	if !cfg.seeded {
 		var b [8]byte
@@ -203,10 +289,7 @@ func NewServer(opts ...Option) *Server {
 		cfg.seed = int64(binary.LittleEndian.Uint64(b[:]))
 	}
 	if cfg.logger == nil {
-		cfg.logger = slog.New(slog.NewTextHandler(io.Discard, nil))
-	}
-	if cfg.clock == nil {
-		cfg.clock = time.Now
+		cfg.logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{
 		cfg:        cfg,

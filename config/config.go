@@ -1,6 +1,3 @@
-// Package config loads the settings of the example bots the way chatgpt-on-wechat's wechatcom_kf
-// channel does: config.json in the working directory, then environment variables (the key in
-// upper case) overriding it. Its users can point a wxkf bot at the config they already have.
 package config
 
 import (
@@ -32,17 +29,17 @@ const (
 	KeyRedisURL    = "wechatcom_kf_redis_url"
 )
 
-// Config is a bot's settings.
+// Config is a bot's settings, one field per key.
 type Config struct {
-	CorpID      string
-	Secret      string
-	Token       string
-	AESKey      string // EncodingAESKey, 43 characters
-	Port        int    // default 9899
-	CursorDir   string // default "tmp"
-	SkipHistory bool   // default true
-	APIBase     string // default https://qyapi.weixin.qq.com
-	RedisURL    string // empty: one process, local files
+	CorpID      string // wechatcom_corp_id: the corp id (企业ID)
+	Secret      string // wechatcom_kf_secret: the secret of the self-built app that calls the kf API
+	Token       string // wechatcom_kf_token: the callback Token, letters and digits, at most 32
+	AESKey      string // wechatcom_kf_aes_key: the callback EncodingAESKey, 43 characters
+	Port        int    // wechatcom_kf_port: default 9899
+	CursorDir   string // wechatcom_kf_cursor_dir: default "tmp"
+	SkipHistory bool   // wechatcom_kf_skip_history_on_first_start: default true
+	APIBase     string // wechatcom_kf_api_base: default https://qyapi.weixin.qq.com
+	RedisURL    string // wechatcom_kf_redis_url: empty means one process, local files
 }
 
 // maxConfigBytes caps config.json (chatgpt-on-wechat's is a few KB).
