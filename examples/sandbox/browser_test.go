@@ -99,21 +99,25 @@ func TestBrowser(t *testing.T) {
 	until("the customer's bubble", fmt.Sprintf(`[...document.querySelectorAll('.msg.in .bubble')].some(b => b.textContent === %s)`, strconv.Quote(text)))
 	until("the bot's echo", fmt.Sprintf(`[...document.querySelectorAll('.msg.out.bot .bubble')].some(b => b.textContent === %s)`, strconv.Quote(text)))
 
-	step("ask for a long text", chromedp.Click(chromedp.CSS(`#chips button[data-cmd="long"]`)))
+	// Each customer action waits a moment after the bot's last reply: a reply in the same second as
+	// the customer's next message counts against that message's quota (send_time has a one-second
+	// resolution), and this flow wants a full quota every time.
+	pace := chromedp.Sleep(quotaPace)
+	step("ask for a long text", pace, chromedp.Click(chromedp.CSS(`#chips button[data-cmd="long"]`)))
 	until("three labelled parts", `['1/3','2/3','3/3'].every(l => [...document.querySelectorAll('.msg.out.bot .part')].some(p => p.textContent === l))`)
 
-	step("pick an image", chromedp.SetUploadFiles(chromedp.ID("image-input"), []string{imgPath}))
+	step("pick an image", pace, chromedp.SetUploadFiles(chromedp.ID("image-input"), []string{imgPath}))
 	until("the customer's image", `[...document.querySelectorAll('.msg.in img')].some(i => i.complete && i.naturalWidth === 320)`)
 	until("the bot's image reply, loaded", `[...document.querySelectorAll('.msg.out.bot img')].some(i => i.complete && i.naturalWidth > 0 && i.naturalHeight > 0)`)
 	w, err := chromedp.Run(ctx, chromedp.Evaluate[int](`Math.max(...[...document.querySelectorAll('.msg.out.bot img')].map(i => i.naturalWidth))`))
 	require.NoError(t, err)
 	require.Equal(t, 320, w, "the bot's picture is the customer's, fitted and re-uploaded")
 
-	step("send a voice message", chromedp.Click(chromedp.ID("send-voice")))
+	step("send a voice message", pace, chromedp.Click(chromedp.ID("send-voice")))
 	until("the bot's voice reply", `document.querySelectorAll('.msg.out.bot .voice').length === 1`)
 
 	step("expire the access token", chromedp.Click(chromedp.CSS(`button[data-fault="expire_token"]`)))
-	step("send after the expiry",
+	step("send after the expiry", pace,
 		chromedp.SendKeys(chromedp.ID("text"), "still there?"),
 		chromedp.Click(chromedp.ID("send")),
 	)

@@ -700,6 +700,7 @@ func TestLLMModeStreamsIntoQuota(t *testing.T) {
 	out := s.waitChats("judy", "out", "bot", 1)
 	assert.Equal(t, "A short answer.", out[0].Text)
 
+	time.Sleep(quotaPace) // a later second: the short answer does not count against the next message
 	mustPost(t, base+"/api/send", sendRequest{User: "judy", Text: "tell me everything"})
 	out = s.waitChats("judy", "out", "bot", 6)
 	s.waitEvent(func(e event) bool {
@@ -725,6 +726,7 @@ func TestLLMModeStreamsIntoQuota(t *testing.T) {
 
 	// A failing model is reported to the customer in the message the quota kept.
 	api.SetFailure(&llmtest.Failure{Status: http.StatusTooManyRequests, Message: "rate limited"})
+	time.Sleep(quotaPace)
 	mustPost(t, base+"/api/send", sendRequest{User: "judy", Text: "again"})
 	out = s.waitChats("judy", "out", "bot", 7)
 	assert.Contains(t, out[6].Text, "did not answer")
@@ -777,6 +779,10 @@ func TestShutdownLeavesNothingRunning(t *testing.T) {
 	http.DefaultClient.CloseIdleConnections()
 }
 
+// quotaPace spaces a customer's message from the bot's previous reply so that WeCom's one-second
+// send_time tells them apart and the reply does not count against the new message's quota.
+const quotaPace = 1300 * time.Millisecond
+
 // Lost answers: a send that WeCom accepted but whose answer was lost is retried with the same
 // client msgid; WeCom refuses the duplicate and the customer still gets every reply exactly once.
 func TestLostAnswersNeverDuplicate(t *testing.T) {
@@ -784,10 +790,15 @@ func TestLostAnswersNeverDuplicate(t *testing.T) {
 	base := startSandbox(t, config{})
 	s := openStream(t, base)
 	mustPost(t, base+"/api/fault", map[string]string{"action": "drop_on"})
-	const n = 10
+	const n = 7
 	var want []string
 	var out []chatEvent
 	for i := range n { // one at a time: the quota counts sends after the customer's latest message
+		if i > 0 {
+			// A customer message in the same second as the bot's reply cannot be ordered against
+			// it (send_time has a one-second resolution): the reply would count against it.
+			time.Sleep(quotaPace)
+		}
 		want = append(want, fmt.Sprintf("lost %d", i))
 		mustPost(t, base+"/api/send", sendRequest{User: "liam", Text: want[i]})
 		out = s.waitChats("liam", "out", "bot", i+1)
