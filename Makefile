@@ -2,12 +2,13 @@
 SHELL := /bin/bash
 GO ?= go
 
-# Debian packages the tests use: redis-server (cursor/redis, multi-replica tests), libopencore-amrnb
+# Debian packages the tests use: redis-server and redis-tools (cursor/redis, multi-replica tests, a
+# 3-master Redis Cluster created with redis-cli), libopencore-amrnb
 # (media/amrnb, cgo via pkg-config), chromium (the sandbox browser test), ffmpeg (media's optional
 # decoder path), CJK and emoji fonts (so the sandbox screenshots render Chinese text).
-APT_PACKAGES := redis-server libopencore-amrnb-dev pkg-config chromium ffmpeg fonts-wqy-microhei fonts-noto-color-emoji
+APT_PACKAGES := redis-server redis-tools libopencore-amrnb-dev pkg-config chromium ffmpeg fonts-wqy-microhei fonts-noto-color-emoji
 
-.PHONY: test deps vet race fuzz bench sandbox
+.PHONY: test deps vet race fuzz bench soak sandbox
 
 test: deps vet race
 
@@ -34,6 +35,10 @@ race:
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# The randomized fault soak for 10 minutes (make test runs it for 25 s). SOAK_SEED replays a schedule.
+soak: deps
+	WXKF_SOAK_SEED=$(SOAK_SEED) $(GO) test -race -run '^TestFaultSoak$$' -soak 10m -timeout 30m -v ./kf
 
 sandbox:
 	$(GO) run ./examples/sandbox

@@ -107,10 +107,11 @@ const (
 	CodeMediaNeedsRange = 830002
 
 	// DuplicateMsgIDCode is what send_msg / send_msg_on_event answer when the client msgid was already
-	// used on an accepted send of the same kf account; the errmsg says "msgid duplicated".
-	// UNCONFIRMED: WeCom documents that a duplicate client msgid fails (§6) but the shared notes do not
-	// give its code; 40058 (invalid parameter) is the fake's choice. Clients should match on this
-	// constant, not on 40058, so the choice can be corrected in one place.
+	// used on an accepted send of the same kf account, with the errmsg "invalid parameter: msgid
+	// duplicated". UNCONFIRMED: WeCom documents that a repeated client msgid fails (doc 94677, §6)
+	// but not how; 40058 is its generic invalid-parameter code, so the fake answers every other
+	// invalid parameter with 40058 too, but with an errmsg that does not name a duplicate msgid:
+	// a client can tell the two apart only by the errmsg, as package kf does.
 	DuplicateMsgIDCode = CodeInvalidParameter
 )
 
