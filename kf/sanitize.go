@@ -14,7 +14,7 @@ const redacted = "REDACTED"
 // It is compiled once and never changes.
 var secretValue = regexp.MustCompile(`(?i)((?:access_token|corpsecret)(?:=|%3D|"\s*:\s*"))([^&"\s;,'%]*)`)
 
-// redact removes access_token and corpsecret values from s (wecom-kf-api.md §3: never log or return
+// redact removes access_token and corpsecret values from s (§3: never log or return
 // them). It is applied to every error text and URL this package emits.
 func redact(s string) string {
 	if !containsFold(s, "access_token") && !containsFold(s, "corpsecret") {
