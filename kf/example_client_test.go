@@ -57,5 +57,5 @@ func ExampleAPIError() {
 	fmt.Println(en, "/", zh)
 	// Output:
 	// true 95018
-	// session state does not allow sending / 当前会话状态不允许发送消息
+	// session state does not allow sending, or the session is older than 48 h / 当前会话状态不允许发送消息或会话已超过48小时
 }
