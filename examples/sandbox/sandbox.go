@@ -264,7 +264,7 @@ func (sb *sandbox) describeMedia(c *chatEvent, mediaID string) {
 	}
 	c.Filename, c.Size = filename, len(data)
 	if c.Kind == "voice" {
-		if d, err := kftest.AMRDuration(data); err == nil {
+		if d, err := media.AMRDuration(data); err == nil {
 			c.DurationMS = d.Milliseconds()
 		}
 		c.Playable = sb.ffmpeg != nil

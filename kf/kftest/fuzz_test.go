@@ -128,7 +128,7 @@ func FuzzAMRDuration(f *testing.F) {
 	f.Add([]byte("#!AMR\n\x7c\x44"))
 	f.Add([]byte("#!AMR-WB\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := kftest.AMRDuration(data)
+		d, err := kftest.AMRDurationForTest(data)
 		if err != nil {
 			return
 		}
