@@ -8,7 +8,7 @@ import (
 	"unicode/utf8"
 )
 
-// Account limits (wecom-kf-api.md §8, doc 94662, 94665).
+// Account limits (§8, doc 94662, 94665).
 const (
 	// MaxAccountNameChars is the longest kf account name, in characters.
 	MaxAccountNameChars = 16
@@ -378,9 +378,12 @@ func (c *Client) BatchGetCustomers(ctx context.Context, externalUserIDs []string
 	return &out.Customers, nil
 }
 
-// CorpQualification is the reply of get_corp_qualification (§8).
+// CorpQualification is the reply of get_corp_qualification (§8). The endpoint is documented on the
+// standalone kf site only (id 95168 there); its method (GET here, as most SDKs call it) and whether a
+// self-built app may call it are unconfirmed.
 type CorpQualification struct {
-	// WechatChannelsBinding reports whether the corp has bound WeChat Channels (视频号).
+	// WechatChannelsBinding reports whether the corp has at least one WeChat Channels (视频号) account
+	// whose binding its admin confirmed.
 	WechatChannelsBinding bool `json:"wechat_channels_binding"`
 }
 
@@ -389,7 +392,8 @@ type corpQualificationReply struct {
 	CorpQualification
 }
 
-// GetCorpQualification returns the corp's kf qualifications (GET cgi-bin/kf/get_corp_qualification, §8).
+// GetCorpQualification returns the corp's kf qualifications (GET cgi-bin/kf/get_corp_qualification,
+// §8; partly unconfirmed, see CorpQualification).
 func (c *Client) GetCorpQualification(ctx context.Context) (*CorpQualification, error) {
 	var out corpQualificationReply
 	if err := c.call(ctx, &request{method: methodGet, path: pathGetCorpQualification, retry: retryIdempotent}, &out); err != nil {

@@ -80,4 +80,13 @@
 // WithStores. Each account is then pulled by one replica at a time (a lease), and cursors, done
 // msgids, reply records and the access token are shared. kf/kftest is a behavioural fake of the
 // API for tests.
+//
+// # WeCom's documentation
+//
+// Comments cite WeCom's official pages as "doc NNNNN" (developer.work.weixin.qq.com/document/path/NNNNN)
+// and the facts this package relies on as "§N": §N refers to section N of docs/wecom-api.md in this
+// repository, which also marks what no official page confirms. Requests are checked before any I/O
+// only against limits an official page states and for structure; other limits (such as the msgmenu
+// item lengths some SDKs give) are left to WeCom, whose errcode and errmsg come back as *APIError
+// (docs/wecom-api.md §6, "Limits enforced locally").
 package kf

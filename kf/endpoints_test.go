@@ -19,7 +19,7 @@ import (
 	"github.com/wxkf/wxkf/media"
 )
 
-// Endpoint tests: every API of wecom-kf-api.md §3–§9 against kftest, checking the request the fake
+// Endpoint tests: every API of §3–§9 against kftest, checking the request the fake
 // received and the decoded reply.
 
 func TestEndpointGetToken(t *testing.T) {

@@ -6,7 +6,7 @@ import (
 	"strconv"
 )
 
-// APIError is a WeCom reply whose errcode is not 0 (wecom-kf-api.md §10: switch on errcode, never
+// APIError is a WeCom reply whose errcode is not 0 (§10: switch on errcode, never
 // on errmsg). Every endpoint of [Client] returns one, possibly wrapped, for such a reply.
 //
 // Match codes with errors.Is against the sentinels of this package (ErrQuotaExceeded, ...): Is
@@ -78,7 +78,7 @@ const (
 	codeMediaNeedsRange = 830002
 )
 
-// Sentinels for the WeCom errcodes callers branch on (wecom-kf-api.md §3, §6, §7, §10). Each is an
+// Sentinels for the WeCom errcodes callers branch on (§3, §6, §7, §10). Each is an
 // *APIError with only Code set; use errors.Is(err, kf.ErrX).
 var (
 	// ErrSystemBusy is -1: WeCom is busy. Idempotent calls are retried with backoff first (§10).

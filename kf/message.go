@@ -6,7 +6,7 @@ import (
 	"time"
 )
 
-// MsgType is a message type of sync_msg and send_msg (wecom-kf-api.md §4, §6; doc 94670, 94677).
+// MsgType is a message type of sync_msg and send_msg (§4, §6; doc 94670, 94677).
 type MsgType string
 
 // Message types. Received: all but CALink; sent: Text to CALink except BusinessCard, the channels
@@ -68,7 +68,7 @@ func (o Origin) String() string {
 	return "Origin(" + strconv.Itoa(int(o)) + ")"
 }
 
-// Message is one item of sync_msg's msg_list (wecom-kf-api.md §4, doc 94670).
+// Message is one item of sync_msg's msg_list (§4, doc 94670).
 //
 // The body is in the field of Body named by MsgType (Text for "text", Event for "event", ...). A
 // msgtype this package does not know (meeting, schedule, note, anything new) leaves every typed

@@ -1,6 +1,6 @@
 package kf
 
-// API paths (wecom-kf-api.md §3–§9).
+// API paths (§3–§9).
 const (
 	pathGetToken                = "/cgi-bin/gettoken"
 	pathSyncMsg                 = "/cgi-bin/kf/sync_msg"

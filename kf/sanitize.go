@@ -19,7 +19,7 @@ const redacted = "REDACTED"
 // %2C comma, %3B ;), which end it in a percent-encoded query.
 var secretValue = regexp.MustCompile(`(?i)((?:access_token|corpsecret)(?:=|%3D|"\s*:\s*"))((?:[^&"\s;,'%]|%(?:[014-9a-f][0-9a-f]|2[13-589abd-f]|3[0-9ac-f]))*)`)
 
-// redact removes access_token and corpsecret values from s (wecom-kf-api.md §3: never log or return
+// redact removes access_token and corpsecret values from s (§3: never log or return
 // them). It is applied to every error text and URL this package emits.
 func redact(s string) string {
 	if !containsFold(s, "access_token") && !containsFold(s, "corpsecret") {

@@ -5,7 +5,7 @@ import (
 	"strconv"
 )
 
-// ServiceStateValue is the state of a customer's session (wecom-kf-api.md §7, doc 94698).
+// ServiceStateValue is the state of a customer's session (§7, doc 94698).
 type ServiceStateValue int
 
 // Session states.

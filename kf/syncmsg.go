@@ -21,7 +21,7 @@ const (
 	VoiceFormatSILK = 1
 )
 
-// SyncMsgRequest is the body of cgi-bin/kf/sync_msg (wecom-kf-api.md §4, doc 94670).
+// SyncMsgRequest is the body of cgi-bin/kf/sync_msg (§4, doc 94670).
 type SyncMsgRequest struct {
 	// Cursor is the next_cursor of the previous page; empty on the first call, which starts from
 	// the earliest message of the last 3 days. At most 64 bytes.

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// UpgradeServiceConfig is the reply of customer/get_upgrade_service_config (wecom-kf-api.md §8,
+// UpgradeServiceConfig is the reply of customer/get_upgrade_service_config (§8,
 // doc 94674): the members and group chats a customer may be upgraded to.
 type UpgradeServiceConfig struct {
 	MemberRange struct {

@@ -9,7 +9,7 @@ import (
 
 // AMR-NB storage format (RFC 4867 §5.1 and §5.3): the magic "#!AMR\n" followed by frames, each one
 // header octet (P FT(4) Q P P) and the speech bits of its frame type padded to whole octets.
-// WeCom only plays AMR-NB voice (../shared/wecom-kf-api.md §9, doc 96484).
+// WeCom only plays AMR-NB voice (§9, doc 96484).
 
 // AMRMagic is the header of a single-channel AMR-NB file (RFC 4867 §5.1).
 const AMRMagic = "#!AMR\n"
@@ -222,7 +222,7 @@ func AMRDuration(b []byte) (time.Duration, error) {
 	return time.Duration(n) * AMRFrameDuration, nil
 }
 
-// CheckVoice checks a voice upload against WeCom's rules (../shared/wecom-kf-api.md §9, doc 96484):
+// CheckVoice checks a voice upload against WeCom's rules (§9, doc 96484):
 // a single-channel AMR-NB file ("#!AMR\n" magic, well-formed frames), larger than 5 bytes, at most
 // MaxVoiceBytes (2 MB) and at most MaxVoiceDuration (60 s) long counting 20 ms per frame. The error
 // is a *LimitError with Kind KindVoice naming the rule broken: "voice is not AMR-NB",

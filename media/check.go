@@ -10,7 +10,7 @@ import (
 var ErrUnknownKind = errors.New("media: unknown media kind")
 
 // Check reports whether data may be uploaded to WeCom as kind (cgi-bin/media/upload, doc 96484;
-// ../shared/wecom-kf-api.md §9), before spending an upload on it:
+// §9), before spending an upload on it:
 //
 //   - every kind: larger than 5 bytes;
 //   - image: JPG or PNG by its magic bytes, at most MaxImageBytes (10 MB) — FitImage makes any image fit;

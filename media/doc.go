@@ -14,4 +14,7 @@
 // for audio formats it cannot read itself. The limits are WeCom's (doc 94677, 96484). AMR voice is
 // parsed and split frame-accurately (ParseAMR, SplitAMR); WAV and MP3 are decoded and resampled
 // to 8 kHz with a band-limited filter (DecodeWAV, DecodeMP3, Resample).
+//
+// "doc NNNNN" in comments is an official WeCom page; "§N" refers to section N of docs/wecom-api.md in
+// this repository.
 package media

@@ -33,7 +33,7 @@ var (
 )
 
 // FitImage turns src into an image WeCom accepts for upload: JPEG or PNG of at most maxBytes bytes
-// (use MaxImageBytes, 10 MB; doc 96484, ../shared/wecom-kf-api.md §9). format is ImageFormatJPEG or
+// (use MaxImageBytes, 10 MB; doc 96484, §9). format is ImageFormatJPEG or
 // ImageFormatPNG.
 //
 // A JPEG or PNG that already fits is returned as is: out is src, nothing is decoded (only the header

@@ -5,7 +5,7 @@ import (
 	"time"
 )
 
-// WeCom's limits for what a customer-service bot sends (../shared/wecom-kf-api.md §6, §9; doc 94677, 96484).
+// WeCom's limits for what a customer-service bot sends (§6, §9; doc 94677, 96484).
 const (
 	// MaxTextBytes is the largest text content of one send_msg, in bytes (doc 94677).
 	MaxTextBytes = 2048

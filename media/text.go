@@ -17,7 +17,7 @@ const MinTextSplitBytes = utf8.UTFMax
 const DefaultTruncationMarker = "…"
 
 // SplitText cuts s into parts of at most maxBytes bytes each, for WeCom text messages whose content is
-// limited to MaxTextBytes (2048) bytes (send_msg, doc 94677; ../shared/wecom-kf-api.md §6).
+// limited to MaxTextBytes (2048) bytes (send_msg, doc 94677; §6).
 //
 // Guarantees:
 //   - every part is valid UTF-8, non-empty and at most maxBytes bytes long;
@@ -58,7 +58,7 @@ func SplitText(s string, maxBytes int) []string {
 }
 
 // FitText is SplitText for a limited number of messages, such as what is left of WeCom's 5-message
-// quota per customer in 48 hours (send_msg, doc 94677; ../shared/wecom-kf-api.md §6).
+// quota per customer in 48 hours (send_msg, doc 94677; §6).
 //
 // When SplitText(s, maxBytes) has at most maxParts parts, FitText returns exactly those and
 // truncated == false. Otherwise it returns maxParts parts and truncated == true: the first

@@ -17,7 +17,7 @@ type AMREncoder interface {
 }
 
 // AMRDecoder decodes AMR-NB, e.g. the voice messages users send (sync_msg msgtype voice, AMR unless
-// voice_format=1; wecom-kf-api.md §4, §9), for speech recognition. Package media/amrnb implements it
+// voice_format=1; §4, §9), for speech recognition. Package media/amrnb implements it
 // over libopencore-amrnb.
 type AMRDecoder interface {
 	// DecodeAMR decodes a complete AMR-NB file to 8 kHz mono 16-bit PCM, 160 samples per frame.

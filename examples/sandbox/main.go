@@ -9,6 +9,8 @@
 // the kf.Channel mounted at /wxkf/ on the page's own server. The demo bot echoes; with
 // OPENAI_BASE_URL and OPENAI_API_KEY set (OPENAI_MODEL optional) it answers through that
 // OpenAI-compatible API instead. Pure Go: it builds with CGO_ENABLED=0.
+//
+// "§N" in comments refers to section N of docs/wecom-api.md in this repository.
 package main
 
 import (

@@ -76,7 +76,7 @@ func recordToLog(r kftest.Record) logEvent {
 		if r.ErrCode == 0 && resp != nil {
 			add("next", short(str(resp["next_cursor"])))
 			add("has_more", num(resp["has_more"]))
-			var list []listItem
+			var list []kftest.SyncItem
 			_ = json.Unmarshal(resp["msg_list"], &list)
 			msgs := strconv.Itoa(len(list))
 			if s := msgTypes(list); s != "" {
@@ -101,9 +101,7 @@ func recordToLog(r kftest.Record) logEvent {
 			add("msgid", id)
 		}
 		if str(req["msgtype"]) == "text" {
-			var t struct {
-				Content string `json:"content"`
-			}
+			var t kftest.TextBody
 			_ = json.Unmarshal(req["text"], &t)
 			add("bytes", strconv.Itoa(len(t.Content)))
 		}
@@ -195,16 +193,8 @@ func intOf(b json.RawMessage) int {
 	return n
 }
 
-// listItem is what the log needs of a sync_msg item.
-type listItem struct {
-	MsgType string `json:"msgtype"`
-	Event   *struct {
-		EventType string `json:"event_type"`
-	} `json:"event"`
-}
-
 // msgTypes summarises a sync_msg page: "text×2, event×1" (events by event_type).
-func msgTypes(list []listItem) string {
+func msgTypes(list []kftest.SyncItem) string {
 	counts := map[string]int{}
 	for _, m := range list {
 		t := m.MsgType
@@ -264,36 +254,13 @@ func stateName(s int) string {
 	return "unknown"
 }
 
-// menuFromBody extracts the msgmenu of a send_msg / send_msg_on_event request body.
-func menuFromBody(body json.RawMessage) *menuView {
-	var req struct {
-		MsgMenu struct {
-			Head string `json:"head_content"`
-			List []struct {
-				Type  string `json:"type"`
-				Click *struct {
-					ID      string `json:"id"`
-					Content string `json:"content"`
-				} `json:"click"`
-				View *struct {
-					URL     string `json:"url"`
-					Content string `json:"content"`
-				} `json:"view"`
-				MiniProgram *struct {
-					Content string `json:"content"`
-				} `json:"miniprogram"`
-				Text *struct {
-					Content string `json:"content"`
-				} `json:"text"`
-			} `json:"list"`
-			Tail string `json:"tail_content"`
-		} `json:"msgmenu"`
-	}
-	if json.Unmarshal(body, &req) != nil {
+// menuOf renders a sent msgmenu for the page.
+func menuOf(m *kftest.MenuBody) *menuView {
+	if m == nil {
 		return nil
 	}
-	mv := &menuView{Head: req.MsgMenu.Head, Tail: req.MsgMenu.Tail, Items: []menuItemView{}}
-	for _, it := range req.MsgMenu.List {
+	mv := &menuView{Head: m.HeadContent, Tail: m.TailContent, Items: []menuItemView{}}
+	for _, it := range m.List {
 		v := menuItemView{Type: it.Type}
 		switch {
 		case it.Click != nil:
@@ -310,19 +277,10 @@ func menuFromBody(body json.RawMessage) *menuView {
 	return mv
 }
 
-// locationFromBody renders a sent location as text.
-func locationFromBody(body json.RawMessage) string {
-	var req struct {
-		Location struct {
-			Name      string  `json:"name"`
-			Address   string  `json:"address"`
-			Latitude  float64 `json:"latitude"`
-			Longitude float64 `json:"longitude"`
-		} `json:"location"`
-	}
-	if json.Unmarshal(body, &req) != nil {
+// locationText renders a sent location as text.
+func locationText(l *kftest.LocationBody) string {
+	if l == nil {
 		return ""
 	}
-	l := req.Location
 	return fmt.Sprintf("%s\n%s\n%.5f, %.5f", l.Name, l.Address, l.Latitude, l.Longitude)
 }

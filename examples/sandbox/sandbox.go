@@ -240,13 +240,14 @@ func (sb *sandbox) sentToChat(s kftest.Sent) chatEvent {
 	if s.OnEvent {
 		c.From = "welcome"
 	}
+	req, _ := s.Request() // the fake accepted the body: it decodes
 	switch s.MsgType {
 	case "image", "voice", "video", "file":
 		sb.describeMedia(&c, s.MediaID)
 	case "msgmenu":
-		c.Kind, c.Menu = "menu", menuFromBody(s.Body)
+		c.Kind, c.Menu = "menu", menuOf(req.MsgMenu)
 	case "location":
-		c.Text = locationFromBody(s.Body)
+		c.Text = locationText(req.Location)
 	case "text":
 	default:
 		c.Kind, c.Text = "note", "sent a "+s.MsgType+" message"
@@ -263,7 +264,7 @@ func (sb *sandbox) describeMedia(c *chatEvent, mediaID string) {
 	}
 	c.Filename, c.Size = filename, len(data)
 	if c.Kind == "voice" {
-		if d, err := kftest.AMRDuration(data); err == nil {
+		if d, err := media.AMRDuration(data); err == nil {
 			c.DurationMS = d.Milliseconds()
 		}
 		c.Playable = sb.ffmpeg != nil

@@ -12,8 +12,11 @@
 // Handle and FailWith replace any endpoint's answer for a test (e.g. gettoken answering 60020), and
 // the call is still counted and observed.
 //
-// Where the shared notes (../shared/wecom-kf-api.md) do not give WeCom's error code for a case, the
-// fake's choice is marked "approximation" on the Code constants; DuplicateMsgIDCode is unconfirmed.
+// "§N" in comments refers to section N of docs/wecom-api.md in this repository, the project's
+// statement of the WeCom facts it relies on; "doc NNNNN" is an official WeCom page. Where no official
+// page gives WeCom's error code for a case, the fake's choice is marked "approximation" on the Code
+// constants, and rules the fake models without an official page to confirm them (some msgmenu item
+// checks, for example) say so where they are enforced; DuplicateMsgIDCode is unconfirmed.
 // kftest speaks the wire format with its own types and does not import package kf: the client and
 // the fake are two independent implementations that check each other.
 package kftest

@@ -128,7 +128,7 @@ func FuzzAMRDuration(f *testing.F) {
 	f.Add([]byte("#!AMR\n\x7c\x44"))
 	f.Add([]byte("#!AMR-WB\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		d, err := kftest.AMRDuration(data)
+		d, err := kftest.AMRDurationForTest(data)
 		if err != nil {
 			return
 		}
@@ -176,6 +176,68 @@ func FuzzMediaGetRange(f *testing.F) {
 			var e struct{ Errcode int }
 			if json.Unmarshal(body.Bytes(), &e) != nil || e.Errcode == 0 {
 				t.Fatalf("Range %q: JSON answer without errcode: %s", rng, body.Bytes())
+			}
+		}
+	})
+}
+
+// FuzzKnowledgeIntent feeds arbitrary bodies to add_intent and mod_intent: never a panic, always a
+// WeCom JSON answer, and list_intent keeps answering JSON in which image and video attachments carry
+// no media_id (doc 95972 lists them by name).
+func FuzzKnowledgeIntent(f *testing.F) {
+	srv := kftest.NewServer(kftest.WithSeed(3))
+	defer srv.Close()
+	tok := tokenOf(srv)
+	img := srv.PutMedia("image", "a.jpg", []byte("\xff\xd8\xff fake"))
+	call := func(path string, body []byte) []byte {
+		req := httptest.NewRequest(http.MethodPost, path+"?access_token="+tok, bytes.NewReader(body))
+		w := httptest.NewRecorder()
+		srv.ServeHTTP(w, req)
+		return w.Body.Bytes()
+	}
+	var g struct {
+		GroupList []struct {
+			GroupID string `json:"group_id"`
+		} `json:"group_list"`
+	}
+	_ = json.Unmarshal(call("/cgi-bin/kf/knowledge/list_group", []byte(`{}`)), &g)
+	gid := g.GroupList[0].GroupID
+	f.Add(false, []byte(`{"group_id":"`+gid+`","question":{"text":{"content":"q"}},"answers":[{"text":{"content":"a"},"attachments":[{"msgtype":"image","image":{"media_id":"`+img+`"}},{"msgtype":"link","link":{"title":"t","url":"u","picurl":"p"}}]}]}`))
+	f.Add(true, []byte(`{"intent_id":"x","answers":[{"text":{"content":"a"},"attachments":[{"msgtype":"video","video":{"media_id":"`+img+`"}}]}]}`))
+	f.Add(false, []byte(`{"group_id":"`+gid+`","question":{"text":{"content":"q"}},"answers":[{"text":{"content":"a"},"attachments":[null,1,{"msgtype":"miniprogram","miniprogram":[]}]}]}`))
+	f.Fuzz(func(t *testing.T, mod bool, body []byte) {
+		path := "/cgi-bin/kf/knowledge/add_intent"
+		if mod {
+			path = "/cgi-bin/kf/knowledge/mod_intent"
+		}
+		var r struct {
+			Errcode *int `json:"errcode"`
+		}
+		if b := call(path, body); json.Unmarshal(b, &r) != nil || r.Errcode == nil {
+			t.Fatalf("answer is not a WeCom JSON: %q", b)
+		}
+		var l struct {
+			Errcode    *int `json:"errcode"`
+			IntentList []struct {
+				Answers []struct {
+					Attachments []struct {
+						Image map[string]any `json:"image"`
+						Video map[string]any `json:"video"`
+					} `json:"attachments"`
+				} `json:"answers"`
+			} `json:"intent_list"`
+		}
+		b := call("/cgi-bin/kf/knowledge/list_intent", []byte(`{"limit":1000}`))
+		if json.Unmarshal(b, &l) != nil || l.Errcode == nil || *l.Errcode != 0 {
+			t.Fatalf("list_intent: %q", b)
+		}
+		for _, in := range l.IntentList {
+			for _, a := range in.Answers {
+				for _, at := range a.Attachments {
+					if at.Image["media_id"] != nil || at.Video["media_id"] != nil {
+						t.Fatalf("a listed attachment carries a media_id: %q", b)
+					}
+				}
 			}
 		}
 	})

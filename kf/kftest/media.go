@@ -124,7 +124,7 @@ func checkMediaBytes(kind string, data []byte) *apiError {
 			return errf(CodeInvalidFileType, "invalid file type: image must be JPG or PNG: "+err.Error())
 		}
 	case "voice":
-		d, err := AMRDuration(data)
+		d, err := amrDuration(data)
 		if err != nil {
 			return errf(CodeInvalidFileType, "invalid file type: voice must be AMR-NB: "+err.Error())
 		}
@@ -182,10 +182,10 @@ const amrFrameSizes = "\x0d\x0e\x10\x12\x14\x15\x1b\x20\x06\x07\x06\x06\x00\x00\
 
 const amrMagic = "#!AMR\n"
 
-// AMRDuration walks an AMR-NB file (RFC 4867 §5: "#!AMR\n" then frames) and returns its playing
+// amrDuration walks an AMR-NB file (RFC 4867 §5: "#!AMR\n" then frames) and returns its playing
 // time, 20 ms per frame. It fails on another magic (AMR-WB, multichannel), a reserved frame type, a
 // frame cut short, or a file with no frames.
-func AMRDuration(data []byte) (time.Duration, error) {
+func amrDuration(data []byte) (time.Duration, error) {
 	if !bytes.HasPrefix(data, []byte(amrMagic)) {
 		return 0, errors.New(`no "#!AMR\n" header`)
 	}

@@ -84,7 +84,7 @@ func TestAMRDuration(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			d, err := kftest.AMRDuration(tc.data)
+			d, err := kftest.AMRDurationForTest(tc.data)
 			if !tc.ok {
 				assert.Error(t, err)
 				return

@@ -21,86 +21,6 @@ const (
 	MaxMiniTitleBytes   = 64   // miniprogram.title (else 45002)
 )
 
-type mediaBody struct {
-	MediaID string `json:"media_id"`
-}
-
-type textBody struct {
-	Content *string `json:"content"`
-}
-
-type linkBody struct {
-	Title        string `json:"title"`
-	Desc         string `json:"desc"`
-	URL          string `json:"url"`
-	ThumbMediaID string `json:"thumb_media_id"`
-}
-
-type miniBody struct {
-	AppID        string `json:"appid"`
-	Title        string `json:"title"`
-	ThumbMediaID string `json:"thumb_media_id"`
-	PagePath     string `json:"pagepath"`
-}
-
-type menuBody struct {
-	HeadContent string            `json:"head_content"`
-	List        []json.RawMessage `json:"list"`
-	TailContent string            `json:"tail_content"`
-}
-
-type menuItem struct {
-	Type  string `json:"type"`
-	Click *struct {
-		ID      string `json:"id"`
-		Content string `json:"content"`
-	} `json:"click"`
-	View *struct {
-		URL     string `json:"url"`
-		Content string `json:"content"`
-	} `json:"view"`
-	MiniProgram *struct {
-		AppID    string `json:"appid"`
-		PagePath string `json:"pagepath"`
-		Content  string `json:"content"`
-	} `json:"miniprogram"`
-	Text *struct {
-		Content   string `json:"content"`
-		NoNewline int    `json:"no_newline"`
-	} `json:"text"`
-}
-
-type locationBody struct {
-	Name      string   `json:"name"`
-	Address   string   `json:"address"`
-	Latitude  *float64 `json:"latitude"`
-	Longitude *float64 `json:"longitude"`
-}
-
-type caLinkBody struct {
-	LinkURL string `json:"link_url"`
-}
-
-// sendReq is a send_msg / send_msg_on_event request as WeCom reads it.
-type sendReq struct {
-	ToUser   string `json:"touser"`
-	OpenKfID string `json:"open_kfid"`
-	Code     string `json:"code"`
-	MsgID    string `json:"msgid"`
-	MsgType  string `json:"msgtype"`
-
-	Text        *textBody     `json:"text"`
-	Image       *mediaBody    `json:"image"`
-	Voice       *mediaBody    `json:"voice"`
-	Video       *mediaBody    `json:"video"`
-	File        *mediaBody    `json:"file"`
-	Link        *linkBody     `json:"link"`
-	MiniProgram *miniBody     `json:"miniprogram"`
-	MsgMenu     *menuBody     `json:"msgmenu"`
-	Location    *locationBody `json:"location"`
-	CaLink      *caLinkBody   `json:"ca_link"`
-}
-
 // mediaRef is a media_id the request uses and the kind it must have been uploaded as.
 type mediaRef struct {
 	id, kind, field string
@@ -109,11 +29,11 @@ type mediaRef struct {
 // checkSend validates a send_msg (onEvent false) or send_msg_on_event (onEvent true) body on its
 // own, without server state (§6). It returns the request and the media it references, or the error
 // WeCom would answer. It never panics, whatever the body.
-func checkSend(body []byte, onEvent bool) (*sendReq, []mediaRef, *apiError) {
+func checkSend(body []byte, onEvent bool) (*SendRequest, []mediaRef, *apiError) {
 	if e := checkJSONText(body); e != nil {
 		return nil, nil, e
 	}
-	var req sendReq
+	var req SendRequest
 	if err := json.Unmarshal(body, &req); err != nil {
 		return nil, nil, errf(CodeDataFormat, "data format error: "+jsonErrText(err))
 	}
@@ -141,14 +61,14 @@ func checkSend(body []byte, onEvent bool) (*sendReq, []mediaRef, *apiError) {
 	}
 	switch req.MsgType {
 	case "text":
-		if req.Text == nil || req.Text.Content == nil || *req.Text.Content == "" {
+		if req.Text == nil || req.Text.Content == "" {
 			return nil, nil, errf(CodeEmptyText, "empty content")
 		}
-		if n := len(*req.Text.Content); n > MaxTextBytes {
+		if n := len(req.Text.Content); n > MaxTextBytes {
 			return nil, nil, errf(CodeContentTooLong, fmt.Sprintf("content size out of limit: %d > %d bytes", n, MaxTextBytes))
 		}
 	case "image", "voice", "video", "file":
-		mb := map[string]*mediaBody{"image": req.Image, "voice": req.Voice, "video": req.Video, "file": req.File}[req.MsgType]
+		mb := map[string]*MediaBody{"image": req.Image, "voice": req.Voice, "video": req.Video, "file": req.File}[req.MsgType]
 		if mb == nil {
 			return nil, nil, missing()
 		}
@@ -194,23 +114,36 @@ func checkSend(body []byte, onEvent bool) (*sendReq, []mediaRef, *apiError) {
 		if l == nil {
 			return nil, nil, missing()
 		}
-		if l.Latitude == nil || l.Longitude == nil {
+		if !hasCoordinates(body) {
 			return nil, nil, errf(CodeInvalidParameter, "invalid parameter: location.latitude and longitude required")
 		}
-		if *l.Latitude < -90 || *l.Latitude > 90 || *l.Longitude < -180 || *l.Longitude > 180 {
+		if l.Latitude < -90 || l.Latitude > 90 || l.Longitude < -180 || l.Longitude > 180 {
 			return nil, nil, errf(CodeInvalidParameter, "invalid parameter: location out of range")
 		}
 	case "ca_link":
-		if req.CaLink == nil {
+		if req.CALink == nil {
 			return nil, nil, missing()
 		}
-		if e := firstErr(required("ca_link.link_url", req.CaLink.LinkURL), httpURL("ca_link.link_url", req.CaLink.LinkURL)); e != nil {
+		if e := firstErr(required("ca_link.link_url", req.CALink.LinkURL), httpURL("ca_link.link_url", req.CALink.LinkURL)); e != nil {
 			return nil, nil, e
 		}
 	default:
 		return nil, nil, errf(CodeInvalidMsgType, fmt.Sprintf("invalid message type %q", req.MsgType))
 	}
 	return &req, refs, nil
+}
+
+// hasCoordinates reports whether a location body gives both latitude and longitude (WeCom requires
+// them; 0 is a valid value, so their presence is checked on the JSON).
+func hasCoordinates(body []byte) bool {
+	var w struct {
+		Location struct {
+			Latitude  json.RawMessage `json:"latitude"`
+			Longitude json.RawMessage `json:"longitude"`
+		} `json:"location"`
+	}
+	return json.Unmarshal(body, &w) == nil && w.Location.Latitude != nil && w.Location.Longitude != nil &&
+		string(w.Location.Latitude) != "null" && string(w.Location.Longitude) != "null"
 }
 
 // checkClientMsgID: optional; ≤ 32 bytes of [0-9a-zA-Z_-] (§6).
@@ -230,7 +163,7 @@ func checkClientMsgID(id string) *apiError {
 // url and content, mini program appid, pagepath and content, text content), view urls http(s) and
 // ≤ 2048 bytes, no_newline 0 or 1. The byte limits of item fields that only second sources give
 // (click id 1–64, click content ≤ 128, …) are not enforced.
-func checkMenu(m *menuBody) *apiError {
+func checkMenu(m *MenuBody) *apiError {
 	if e := firstErr(maxBytes("msgmenu.head_content", m.HeadContent, MaxMenuHeadBytes),
 		maxBytes("msgmenu.tail_content", m.TailContent, MaxMenuTailBytes)); e != nil {
 		return e
@@ -241,11 +174,7 @@ func checkMenu(m *menuBody) *apiError {
 	if m.HeadContent == "" && m.TailContent == "" && len(m.List) == 0 {
 		return errf(CodeInvalidParameter, "invalid parameter: empty msgmenu")
 	}
-	for i, raw := range m.List {
-		var it menuItem
-		if err := json.Unmarshal(raw, &it); err != nil {
-			return errf(CodeDataFormat, fmt.Sprintf("data format error: msgmenu.list[%d]", i))
-		}
+	for i, it := range m.List {
 		field := fmt.Sprintf("msgmenu.list[%d]", i)
 		var e *apiError
 		switch it.Type {
@@ -433,7 +362,7 @@ func (s *Server) checkMediaRefsLocked(refs []mediaRef, now time.Time) *apiError 
 }
 
 // acceptLocked records an accepted send and returns its msgid (the client msgid when given).
-func (s *Server) acceptLocked(acc *account, req *sendReq, c *call, onEvent bool) string {
+func (s *Server) acceptLocked(acc *account, req *SendRequest, c *call, onEvent bool) string {
 	id := req.MsgID
 	if id == "" {
 		id = s.randString(44, idChars)
@@ -455,7 +384,7 @@ func (s *Server) acceptLocked(acc *account, req *sendReq, c *call, onEvent bool)
 	}
 	switch req.MsgType {
 	case "text":
-		sent.Text = *req.Text.Content
+		sent.Text = req.Text.Content
 	case "image":
 		sent.MediaID = req.Image.MediaID
 	case "voice":

@@ -14,8 +14,8 @@ import (
 )
 
 // Decoder decodes AMR-NB files to 8 kHz mono PCM, e.g. voice messages from sync_msg (AMR with the
-// default voice_format 0; wecom-kf-api.md §4, §9) on their way to speech recognition. It holds only settings (each call gets its own codec
-// state), so it is safe for concurrent use.
+// default voice_format 0; §4, §9) on their way to speech recognition. It holds only settings (each
+// call gets its own codec state), so it is safe for concurrent use.
 type Decoder struct {
 	maxDur time.Duration
 }

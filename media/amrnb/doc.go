@@ -6,4 +6,5 @@
 //	pieces, err := media.ToVoice(ctx, mp3Bytes, enc) // AMR-NB pieces ≤ 60 s, ≤ 2 MB (doc 96484)
 //
 // Only programs that import this package need cgo and the library; package media stays pure Go.
+// "§N" in comments refers to section N of docs/wecom-api.md in this repository.
 package amrnb
