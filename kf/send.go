@@ -5,7 +5,7 @@ import (
 	"encoding/json"
 )
 
-// SendMsgRequest is a message to a customer (cgi-bin/kf/send_msg, wecom-kf-api.md §6, doc 94677).
+// SendMsgRequest is a message to a customer (cgi-bin/kf/send_msg, §6, doc 94677).
 type SendMsgRequest struct {
 	// ToUser is the customer's external_userid.
 	ToUser string

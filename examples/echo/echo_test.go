@@ -29,7 +29,7 @@ import (
 	"github.com/wxkf/wxkf/media"
 )
 
-// The end-to-end test of ../shared/echo-contract.md: it builds the echo binary, runs it against
+// The end-to-end test of the echo bot's contract (its package doc): it builds the echo binary, runs it against
 // kftest as a separate process (so kill -9 and SIGTERM are real), and checks the contract.
 func TestEchoEndToEnd(t *testing.T) {
 	if testing.Short() {

@@ -88,7 +88,7 @@ func newSrv(t *testing.T, opts ...kftest.Option) *kftest.Server {
 	return srv
 }
 
-// The echo bot keeps its contract under the faults of ../shared/echo-contract.md, with no help
+// The echo bot keeps its contract (its package doc) under faults, with no help
 // from a new callback.
 func TestEchoUnderFaults(t *testing.T) {
 	if testing.Short() {

@@ -8,6 +8,19 @@
 //
 // It listens on 0.0.0.0:9899 (wechatcom_kf_port) with the callback at /wxkf/. SIGTERM stops
 // taking callbacks, finishes every message already pulled, saves the cursor and exits 0.
+//
+// Under faults it keeps the same promises with no help from a new callback: a WeCom outage (even
+// with a kill -9 inside it), a pull cut short by a crash, malformed or oversized pages, a session
+// back from a human without an event, one customer's flood, a replica paused past its lease.
+//
+// Two test switches make it behave like a bot backed by a language model:
+//
+//   - WECHATCOM_KF_ECHO_RUN_TAG=1: every text part starts with "[run XXXXXXXX] ", 8 hex digits
+//     chosen afresh on every run of the handler; each part, tag included, is at most 2048 bytes,
+//     and without the tags the parts join into the original text. A customer never receives parts
+//     of two runs, nor a part twice.
+//   - WECHATCOM_KF_ECHO_DELAY_MS=N: the handler waits N ms before replying (returning early if its
+//     context ends), as a model call would.
 package main
 
 import (
