@@ -234,56 +234,70 @@ func TestPausedReplicaNoDuplicates(t *testing.T) {
 	assert.LessOrEqual(t, dups, inFlight, "duplicate attempts bounded by the sends in flight at the freeze")
 }
 
-// One replica whose Redis pauses for longer than the lease: the messages queued when the lease was
-// lost are dropped and handled once by the next holding; only those whose handlers were running
-// run twice, and no reply is accepted twice.
-func TestRedisPauseLongerThanLease(t *testing.T) {
+// One replica cut off from Redis for longer than its lease (a network partition; Redis itself goes
+// on, so the lease key expires), while WeCom retries a callback: the messages queued when the lease
+// was lost are dropped and handled once by the next holding; only those whose handlers were running
+// run twice, and no reply is accepted twice. The same with Redis paused (CLIENT PAUSE: nothing
+// expires meanwhile).
+func TestRedisUnreachablePastLease(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
-	admin := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = admin.Close() })
-	srv := kftest.NewServer()
-	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, dir: t.TempDir()}
-	const workers = 4
-	e.start(WithStores(redis.New(rdb, redis.WithPrefix("paused:"))), WithLeaseTTL(time.Second), WithWorkers(workers), fastRetry)
-	var runs sync.Map
-	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
-		n, _ := runs.LoadOrStore(m.MsgID, new(atomic.Int32))
-		n.(*atomic.Int32).Add(1)
-		select {
-		case <-time.After(40 * time.Millisecond):
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		return r.Text(ctx, m.Text.Content)
-	})
-	want := map[string][]string{}
-	for i := range 12 {
-		u := fmt.Sprintf("q%d", i%4) // three each: WeCom allows five replies after a customer's latest
-		text := fmt.Sprintf("%s-%d", u, i)
-		want[u] = append(want[u], text)
-		srv.AddText(u, text)
+	for _, pause := range []string{"partition", "client pause"} {
+		t.Run(pause, func(t *testing.T) {
+			t.Parallel()
+			addr, _, _ := redistest.Start(t)
+			hook := &freezeHook{}
+			rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1})
+			rdb.AddHook(hook)
+			t.Cleanup(func() { hook.thaw(); _ = rdb.Close() })
+			admin := goredis.NewClient(&goredis.Options{Addr: addr})
+			t.Cleanup(func() { _ = admin.Close() })
+			srv := kftest.NewServer()
+			t.Cleanup(srv.Close)
+			e := &env{t: t, srv: srv, dir: t.TempDir()}
+			const workers = 4
+			e.start(WithStores(redis.New(rdb, redis.WithPrefix("paused:"))), WithLeaseTTL(time.Second), WithWorkers(workers), fastRetry)
+			var runs sync.Map
+			e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+				n, _ := runs.LoadOrStore(m.MsgID, new(atomic.Int32))
+				n.(*atomic.Int32).Add(1)
+				select {
+				case <-time.After(300 * time.Millisecond): // a model call
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+				return r.Text(ctx, m.Text.Content)
+			})
+			want := map[string][]string{}
+			for i := range 12 {
+				u := fmt.Sprintf("q%d", i%4) // three each: WeCom allows five replies after a customer's latest
+				text := fmt.Sprintf("%s-%d", u, i)
+				want[u] = append(want[u], text)
+				srv.AddText(u, text)
+			}
+			e.notify()
+			require.Eventually(t, func() bool { return len(srv.Sent()) >= 2 }, 10*time.Second, time.Millisecond)
+			if pause == "partition" {
+				hook.freeze()
+				time.AfterFunc(2500*time.Millisecond, hook.thaw)
+			} else {
+				require.NoError(t, admin.Do(context.Background(), "CLIENT", "PAUSE", "2500", "ALL").Err())
+			}
+			e.notify() // WeCom retries a callback meanwhile: the account is owed a pull
+			require.Eventually(t, func() bool { return len(srv.Sent()) >= 12 }, 20*time.Second, 5*time.Millisecond)
+			e.settle()
+			checkExactlyOnce(t, srv, want)
+			twice := 0
+			runs.Range(func(_, v any) bool {
+				if v.(*atomic.Int32).Load() > 1 {
+					twice++
+				}
+				return true
+			})
+			t.Logf("messages run twice: %d; lease losses %d", twice, e.ch.Stats().LeaseLosses)
+			assert.LessOrEqual(t, twice, workers, "only handlers running at the loss run again")
+			assert.Positive(t, e.ch.Stats().LeaseLosses)
+		})
 	}
-	e.notify()
-	require.Eventually(t, func() bool { return len(srv.Sent()) >= 2 }, 10*time.Second, time.Millisecond)
-	require.NoError(t, admin.Do(context.Background(), "CLIENT", "PAUSE", "2500", "ALL").Err())
-	require.Eventually(t, func() bool { return len(srv.Sent()) >= 12 }, 20*time.Second, 5*time.Millisecond,
-		"sent %d; stats %+v", len(srv.Sent()), e.ch.Stats())
-	e.settle()
-	checkExactlyOnce(t, srv, want)
-	twice := 0
-	runs.Range(func(_, v any) bool {
-		if v.(*atomic.Int32).Load() > 1 {
-			twice++
-		}
-		return true
-	})
-	t.Logf("messages run twice: %d; lease losses %d", twice, e.ch.Stats().LeaseLosses)
-	assert.LessOrEqual(t, twice, workers, "only handlers running at the loss run again")
-	assert.Positive(t, e.ch.Stats().LeaseLosses)
 }
 
 // stallHook holds every command of one Redis client from the first one that writes a cursor, as a
