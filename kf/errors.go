@@ -113,8 +113,10 @@ var (
 	// ErrInvalidOpenKfID is 95000: the open_kfid is invalid (§6).
 	ErrInvalidOpenKfID error = &APIError{Code: 95000}
 	// ErrQuotaExceeded is 95001: the customer already got 5 messages since their last message (§6).
+	// The Replier refuses such a send itself, with a *ReplyError whose Reason is this sentinel.
 	ErrQuotaExceeded error = &APIError{Code: 95001}
 	// ErrSessionExpired is 95002: more than 48 h passed since the customer's last message (§6).
+	// The Replier refuses such a send itself, with a *ReplyError whose Reason is this sentinel.
 	ErrSessionExpired error = &APIError{Code: 95002}
 	// ErrReceptionLimit is 95003: the account's reception cap is reached (§6).
 	ErrReceptionLimit error = &APIError{Code: 95003}
@@ -134,7 +136,8 @@ var (
 	// WeCom) and 独立版 (standalone): the call came as for WeCom while the corp does not use WeChat
 	// Customer Service inside WeCom (§10; doc 90313).
 	ErrEditionMismatch error = &APIError{Code: 95012}
-	// ErrSessionEnded is 95013: the session has ended (§6).
+	// ErrSessionEnded is 95013: the session has ended (§6). Also the Reason of a *ReplyError when
+	// the Replier knows the session ended (state 4).
 	ErrSessionEnded error = &APIError{Code: 95013}
 	// ErrServicerNotActivated is 95014: the userid is not a servicer (接待人员) of the account, or
 	// is one whose WeCom account is not activated (§7; doc 90313).

@@ -31,7 +31,7 @@ import (
 // (a reply that needs more is fitted into what is left, and a *ReplyError says what was
 // dropped), nothing after 48 h, and nothing while a human servicer has the session (state 3) or
 // it is queued or ended (a *ReplyError with ErrHumanServicer, ErrSessionQueued or
-// ErrSessionClosed). A send that fails transiently (WeCom busy, network) makes the Channel run
+// ErrSessionEnded). A send that fails transiently (WeCom busy, network) makes the Channel run
 // the handler again later, even if the handler ignores the error. A Replier is used by one
 // handler call; it is not safe for concurrent use.
 type Replier interface {
@@ -73,21 +73,16 @@ type Replier interface {
 	Handoff(ctx context.Context, servicerUserID string) error
 }
 
-// Reasons a ReplyError gives. Each also matches, with errors.Is, the WeCom code it prevents.
+// Reasons a ReplyError gives besides WeCom's own codes. ReplyError.Reason is one of ErrQuotaExceeded
+// (95001: the 5 messages after the customer's latest message are used), ErrSessionExpired (95002:
+// the customer's latest message is older than 48 h), ErrSessionEnded (95013), or one of these, which
+// say more precisely why WeCom's 95018 (ErrStateForbidsSend) applies; each also matches
+// ErrStateForbidsSend with errors.Is.
 var (
-	// ErrQuotaExhausted: the 5 messages after the customer's latest message are used (matches
-	// ErrQuotaExceeded, 95001).
-	ErrQuotaExhausted error = &replyReason{"5-message quota exhausted", 95001}
-	// ErrWindowExpired: the customer's latest message is older than 48 h (matches
-	// ErrSessionExpired, 95002).
-	ErrWindowExpired error = &replyReason{"more than 48 h since the customer's last message", 95002}
-	// ErrHumanServicer: a human servicer has the session (state 3); the bot stays quiet (matches
-	// ErrStateForbidsSend, 95018).
+	// ErrHumanServicer: a human servicer has the session (state 3); the bot stays quiet.
 	ErrHumanServicer error = &replyReason{"session is with a human servicer", 95018}
-	// ErrSessionQueued: the session waits for a human servicer (state 2) (matches 95018).
+	// ErrSessionQueued: the session waits for a human servicer (state 2).
 	ErrSessionQueued error = &replyReason{"session is queued for a human servicer", 95018}
-	// ErrSessionClosed: the session has ended (state 4) (matches ErrSessionEnded, 95013).
-	ErrSessionClosed error = &replyReason{"session has ended", 95013}
 )
 
 type replyReason struct {
@@ -107,7 +102,7 @@ func (r *replyReason) Is(target error) bool {
 // ReplyError says what a Replier call could not send and why. It matches its Reason with
 // errors.Is (and, through it, the WeCom code), and wraps the API error behind it, if any.
 type ReplyError struct {
-	Reason       error // ErrQuotaExhausted, ErrWindowExpired, ErrHumanServicer, ErrSessionQueued, ErrSessionClosed
+	Reason       error // ErrQuotaExceeded, ErrSessionExpired, ErrSessionEnded, ErrHumanServicer or ErrSessionQueued
 	Sent         int   // messages of this call WeCom accepted
 	Dropped      int   // messages of this call not sent
 	DroppedBytes int   // Text: bytes of the text not sent (cut to fit the quota)
@@ -115,7 +110,12 @@ type ReplyError struct {
 }
 
 func (e *ReplyError) Error() string {
-	s := fmt.Sprintf("%v: sent %d, dropped %d", e.Reason, e.Sent, e.Dropped)
+	reason := fmt.Sprint(e.Reason)
+	var ae *APIError
+	if errors.As(e.Reason, &ae) && ae.Msg == "" && ae.Path == "" && ae.Description() != "" {
+		reason = "kf: " + ae.Description() // a sentinel: say what it means
+	}
+	s := fmt.Sprintf("%s: sent %d, dropped %d", reason, e.Sent, e.Dropped)
 	if e.DroppedBytes > 0 {
 		s += fmt.Sprintf(" (%d bytes of text)", e.DroppedBytes)
 	}
@@ -217,7 +217,7 @@ func (r *replier) readyState(ctx context.Context, query bool) error {
 		return err
 	}
 	if r.ch.quota.expired(r.key) {
-		return &ReplyError{Reason: ErrWindowExpired}
+		return &ReplyError{Reason: ErrSessionExpired}
 	}
 	return nil
 }
@@ -255,7 +255,7 @@ func stateReason(st ServiceStateValue) error {
 	case ServiceStateQueued:
 		return ErrSessionQueued
 	case ServiceStateEnded:
-		return ErrSessionClosed
+		return ErrSessionEnded
 	}
 	return nil
 }
@@ -272,7 +272,7 @@ func (r *replier) refused95018(ctx context.Context, err error) error {
 	if reason := stateReason(s.State); reason != nil {
 		return &ReplyError{Reason: reason, Dropped: 1, Err: err}
 	}
-	return &ReplyError{Reason: ErrWindowExpired, Dropped: 1, Err: err} // the bot has the session: 48 h passed
+	return &ReplyError{Reason: ErrSessionExpired, Dropped: 1, Err: err} // the bot has the session: 48 h passed
 }
 
 // do runs one Replier call through the reply record. build makes the call's messages (uploading
@@ -397,7 +397,7 @@ func (r *replier) send(ctx context.Context, p *replyPart) error {
 		return errLeaseLost
 	}
 	if !r.ch.quota.take(r.key, p.ID) {
-		return &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}
+		return &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}
 	}
 	_, err := r.ch.client.SendMsg(ctx, SendMsgRequest{ToUser: r.user, OpenKfID: r.openKfID, MsgID: p.ID, Content: rawContent{p.Type, p.Body}})
 	switch {
@@ -419,12 +419,12 @@ func (r *replier) send(ctx context.Context, p *replyPart) error {
 		return r.refused95018(ctx, err)
 	case 95013:
 		r.ch.states.put(r.key, ServiceStateEnded, r.ch.now())
-		return &ReplyError{Reason: ErrSessionClosed, Dropped: 1, Err: err}
+		return &ReplyError{Reason: ErrSessionEnded, Dropped: 1, Err: err}
 	case 95001:
 		r.ch.quota.exhaust(r.key)
-		return &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1, Err: err}
+		return &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1, Err: err}
 	case 95002:
-		return &ReplyError{Reason: ErrWindowExpired, Dropped: 1, Err: err}
+		return &ReplyError{Reason: ErrSessionExpired, Dropped: 1, Err: err}
 	}
 	if transient(err) && r.failure == nil {
 		r.failure = err
@@ -444,7 +444,7 @@ func (r *replier) Ready(ctx context.Context) error {
 
 func (r *replier) haveQuota(n int) error {
 	if r.QuotaLeft() == 0 {
-		return &ReplyError{Reason: ErrQuotaExhausted, Dropped: n}
+		return &ReplyError{Reason: ErrQuotaExceeded, Dropped: n}
 	}
 	return nil
 }
@@ -453,7 +453,7 @@ func (r *replier) haveQuota(n int) error {
 func one(c Content) func(context.Context, int) ([]Content, *ReplyError, error) {
 	return func(_ context.Context, left int) ([]Content, *ReplyError, error) {
 		if left == 0 {
-			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+			return nil, &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}, nil
 		}
 		return []Content{c}, nil, nil
 	}
@@ -487,7 +487,7 @@ func (r *replier) Text(ctx context.Context, s string) error {
 		var cut *ReplyError
 		if len(parts) > left {
 			if left == 0 {
-				return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(parts), DroppedBytes: len(s)}, nil
+				return nil, &ReplyError{Reason: ErrQuotaExceeded, Dropped: len(parts), DroppedBytes: len(s)}, nil
 			}
 			fitted, _ := media.FitText(s, media.MaxTextBytes, left, r.ch.cfg.marker)
 			sent := 0
@@ -495,7 +495,7 @@ func (r *replier) Text(ctx context.Context, s string) error {
 				sent += len(p)
 			}
 			sent -= len(r.ch.cfg.marker)
-			cut = &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(parts) - len(fitted), DroppedBytes: len(s) - max(sent, 0)}
+			cut = &ReplyError{Reason: ErrQuotaExceeded, Dropped: len(parts) - len(fitted), DroppedBytes: len(s) - max(sent, 0)}
 			parts = fitted
 		}
 		contents := make([]Content, len(parts))
@@ -527,7 +527,7 @@ func (r *replier) Image(ctx context.Context, data []byte) error {
 func (r *replier) buildImage(data []byte) func(context.Context, int) ([]Content, *ReplyError, error) {
 	return func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
 		if left == 0 {
-			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+			return nil, &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}, nil
 		}
 		out, format, err := media.FitImage(data, media.MaxImageBytes)
 		if err != nil {
@@ -553,7 +553,7 @@ const maxFetchBytes = 64 << 20
 func (r *replier) ImageURL(ctx context.Context, rawURL string) error {
 	return r.do(ctx, "image_url", callHash("image_url", []byte(rawURL)), func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
 		if left == 0 {
-			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+			return nil, &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}, nil
 		}
 		data, err := r.ch.fetchImage(ctx, rawURL)
 		if err != nil {
@@ -566,7 +566,7 @@ func (r *replier) ImageURL(ctx context.Context, rawURL string) error {
 func (r *replier) Voice(ctx context.Context, data []byte) error {
 	return r.do(ctx, "voice", callHash("voice", data), func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
 		if left == 0 {
-			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+			return nil, &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}, nil
 		}
 		pieces, err := media.ToVoice(ctx, data, r.ch.cfg.encoder)
 		if err != nil {
@@ -579,7 +579,7 @@ func (r *replier) Voice(ctx context.Context, data []byte) error {
 		var cut *ReplyError
 		if len(pieces) > left {
 			send = pieces[:left]
-			cut = &ReplyError{Reason: ErrQuotaExhausted, Dropped: len(pieces) - left}
+			cut = &ReplyError{Reason: ErrQuotaExceeded, Dropped: len(pieces) - left}
 		}
 		contents := make([]Content, len(send))
 		for i, p := range send {
@@ -607,7 +607,7 @@ func (r *replier) File(ctx context.Context, filename string, data []byte) error 
 func (r *replier) uploadAndSend(ctx context.Context, kind media.Kind, filename string, data []byte, mk func(string) Content) error {
 	return r.do(ctx, string(kind), callHash(string(kind), []byte(filename), data), func(ctx context.Context, left int) ([]Content, *ReplyError, error) {
 		if left == 0 {
-			return nil, &ReplyError{Reason: ErrQuotaExhausted, Dropped: 1}, nil
+			return nil, &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}, nil
 		}
 		id, err := r.upload(ctx, kind, filename, data)
 		if err != nil {

@@ -170,10 +170,10 @@ func explainReply(e *kf.ReplyError) (string, *hint) {
 	waitEN := "Wait for the customer to write again: each customer message allows 5 more within 48 h."
 	waitZH := "请等待客户再次发消息：客户每发一条消息，48 小时内可再发送 5 条。"
 	switch {
-	case errors.Is(e.Reason, kf.ErrQuotaExhausted):
+	case errors.Is(e.Reason, kf.ErrQuotaExceeded):
 		return "the 5 messages WeCom allows after the customer's last message are used (95001); " + tally,
 			&hint{EN: waitEN, ZH: waitZH}
-	case errors.Is(e.Reason, kf.ErrWindowExpired):
+	case errors.Is(e.Reason, kf.ErrSessionExpired):
 		return "more than 48 h since the customer's last message (95002); " + tally,
 			&hint{EN: waitEN, ZH: waitZH}
 	case errors.Is(e.Reason, kf.ErrHumanServicer):
@@ -186,7 +186,7 @@ func explainReply(e *kf.ReplyError) (string, *hint) {
 			EN: "The API may not send while the customer waits in the queue. Take the session in the WeCom client, or end it.",
 			ZH: "客户在待接入池排队期间不能通过接口发送。请在企业微信客户端接入或结束该会话。",
 		}
-	case errors.Is(e.Reason, kf.ErrSessionClosed):
+	case errors.Is(e.Reason, kf.ErrSessionEnded):
 		return "the session has ended (state 4); " + tally, &hint{EN: waitEN, ZH: waitZH}
 	}
 	return e.Error(), nil

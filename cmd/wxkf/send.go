@@ -74,7 +74,7 @@ func sendText(ctx context.Context, cl *kf.Client, openKfID, to string, parts []s
 	case kf.ServiceStateQueued:
 		reason = kf.ErrSessionQueued
 	case kf.ServiceStateEnded:
-		reason = kf.ErrSessionClosed
+		reason = kf.ErrSessionEnded
 	}
 	if reason != nil {
 		return &kf.ReplyError{Reason: reason, Dropped: len(parts)}
@@ -86,11 +86,11 @@ func sendText(ctx context.Context, cl *kf.Client, openKfID, to string, parts []s
 		}
 		switch kf.ErrorCode(err) {
 		case 95001:
-			reason = kf.ErrQuotaExhausted
+			reason = kf.ErrQuotaExceeded
 		case 95002:
-			reason = kf.ErrWindowExpired
+			reason = kf.ErrSessionExpired
 		case 95013:
-			reason = kf.ErrSessionClosed
+			reason = kf.ErrSessionEnded
 		}
 		if reason != nil {
 			return &kf.ReplyError{Reason: reason, Sent: i, Dropped: len(parts) - i, Err: err}

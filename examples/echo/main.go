@@ -35,7 +35,6 @@ import (
 	"time"
 
 	"github.com/wxkf/wxkf/config"
-	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"
 )
 
@@ -68,7 +67,7 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 	mux := http.NewServeMux()
 	mux.Handle("/wxkf/", ch)
 	mux.Handle("/wxkf", ch)
-	return serve.Run(ctx, cfg.Addr(), mux, ch, log)
+	return serveUntil(ctx, cfg.Addr(), mux, ch, log)
 }
 
 // switches reads the test switches from the environment.
@@ -78,4 +77,27 @@ func switches() testSwitches {
 		sw.delay = time.Duration(ms) * time.Millisecond
 	}
 	return sw
+}
+
+// serveUntil serves h on addr until ctx ends (SIGTERM), then stops within 25 s: the Channel first
+// (callbacks get 503 and WeCom retries them later; every message already pulled is finished, the
+// cursors saved), then the HTTP server.
+func serveUntil(ctx context.Context, addr string, h http.Handler, ch *kf.Channel, log *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	failed := make(chan error, 1)
+	go func() { failed <- srv.ListenAndServe() }()
+	log.Info("listening", "addr", addr, "callback", "/wxkf/")
+	select {
+	case err := <-failed:
+		_ = ch.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping: finishing pulled messages")
+	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	err := ch.Shutdown(sctx)
+	_ = srv.Shutdown(sctx)
+	return err
 }

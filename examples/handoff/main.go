@@ -21,9 +21,9 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/wxkf/wxkf/config"
-	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"
 )
 
@@ -51,7 +51,7 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	return serve.Run(ctx, cfg.Addr(), h, ch, log)
+	return serveUntil(ctx, cfg.Addr(), h, ch, log)
 }
 
 // newApp creates the Channel, installs the bot on it and mounts it at /wxkf/.
@@ -144,4 +144,27 @@ func describe(m *kf.Message) string {
 		return "「" + m.Text.Content + "」"
 	}
 	return "一条" + string(m.MsgType) + "消息"
+}
+
+// serveUntil serves h on addr until ctx ends (SIGTERM), then stops within 25 s: the Channel first
+// (callbacks get 503 and WeCom retries them later; every message already pulled is finished, the
+// cursors saved), then the HTTP server.
+func serveUntil(ctx context.Context, addr string, h http.Handler, ch *kf.Channel, log *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	failed := make(chan error, 1)
+	go func() { failed <- srv.ListenAndServe() }()
+	log.Info("listening", "addr", addr, "callback", "/wxkf/")
+	select {
+	case err := <-failed:
+		_ = ch.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping: finishing pulled messages")
+	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	err := ch.Shutdown(sctx)
+	_ = srv.Shutdown(sctx)
+	return err
 }

@@ -26,7 +26,6 @@ import (
 
 	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/internal/llm"
-	"github.com/wxkf/wxkf/internal/serve"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/media"
 )
@@ -93,7 +92,7 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 		return err
 	}
 	log.Info("answering with", "model", ai.Model())
-	return serve.Run(ctx, cfg.Addr(), h, ch, log)
+	return serveUntil(ctx, cfg.Addr(), h, ch, log)
 }
 
 // newApp creates the Channel, installs the bot on it and mounts it at /wxkf/.
@@ -163,7 +162,7 @@ func (b *bot) onMessage(ctx context.Context, m *kf.Message, r kf.Replier) error 
 		return b.reply(ctx, r, "抱歉，我暂时无法回答，请稍后再试。")
 	case errors.Is(err, llm.ErrEmptyAnswer):
 		return b.reply(ctx, r, "抱歉，这个问题我答不上来。")
-	case err == nil, errors.Is(err, kf.ErrQuotaExhausted):
+	case err == nil, errors.Is(err, kf.ErrQuotaExceeded):
 		if err != nil {
 			b.log.Info("answer cut to fit the 5-message quota", "customer", m.ExternalUserID, "err", err)
 		}
@@ -239,4 +238,27 @@ func (c *capped) Write(p []byte) (int, error) {
 	}
 	c.b = append(c.b, p...)
 	return len(p), nil
+}
+
+// serveUntil serves h on addr until ctx ends (SIGTERM), then stops within 25 s: the Channel first
+// (callbacks get 503 and WeCom retries them later; every message already pulled is finished, the
+// cursors saved), then the HTTP server.
+func serveUntil(ctx context.Context, addr string, h http.Handler, ch *kf.Channel, log *slog.Logger) error {
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	failed := make(chan error, 1)
+	go func() { failed <- srv.ListenAndServe() }()
+	log.Info("listening", "addr", addr, "callback", "/wxkf/")
+	select {
+	case err := <-failed:
+		_ = ch.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	log.Info("stopping: finishing pulled messages")
+	sctx, cancel := context.WithTimeout(context.Background(), 25*time.Second)
+	defer cancel()
+	err := ch.Shutdown(sctx)
+	_ = srv.Shutdown(sctx)
+	return err
 }

@@ -96,7 +96,7 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 	case <-ctx.Done(): // SIGTERM
 	}
 
-	// Graceful shutdown, within 25 s (the other examples call internal/serve, which does the same): first the HTTP server stops accepting connections and waits
+	// Graceful shutdown, within 25 s (the other examples do the same in serveUntil): first the HTTP server stops accepting connections and waits
 	// for the requests in progress (callbacks are answered in milliseconds; WeCom retries the ones
 	// refused meanwhile); then the Channel finishes every message it has already pulled — handler
 	// and replies — and saves the cursors.

@@ -113,7 +113,7 @@ func (b *bot) onText(ctx context.Context, m *kf.Message, r kf.Replier) error {
 }
 
 // flood tries 7 separate messages: the Replier sends 5 and refuses the rest locally
-// (ErrQuotaExhausted) instead of letting WeCom answer 95001.
+// (ErrQuotaExceeded) instead of letting WeCom answer 95001.
 func (b *bot) flood(ctx context.Context, user string, r kf.Replier) error {
 	const n = 7
 	sent := 0
@@ -124,14 +124,14 @@ func (b *bot) flood(ctx context.Context, user string, r kf.Replier) error {
 			sent++
 			continue
 		}
-		if !errors.Is(err, kf.ErrQuotaExhausted) {
+		if !errors.Is(err, kf.ErrQuotaExceeded) {
 			return err
 		}
 		last = err
 	}
 	if last != nil {
 		b.sb.hub.chatEvent(chatEvent{User: user, Dir: "note", Kind: "note", Tone: "warn",
-			Text: fmt.Sprintf("quota: the bot tried %d messages, %d went out, %d were held back (ErrQuotaExhausted — no 95001 from WeCom)", n, sent, n-sent)})
+			Text: fmt.Sprintf("quota: the bot tried %d messages, %d went out, %d were held back (ErrQuotaExceeded — no 95001 from WeCom)", n, sent, n-sent)})
 		b.note(user, slog.LevelWarn, "flood: quota exhausted", "tried", n, "sent", sent)
 	}
 	return nil
@@ -165,14 +165,14 @@ func (b *bot) outcome(user string, err error) error {
 		why = "the bot stays quiet: a human servicer has the session (ErrHumanServicer, no 95018 needed)"
 	case errors.Is(err, kf.ErrSessionQueued):
 		why = "the bot stays quiet: the session waits for a human servicer (ErrSessionQueued)"
-	case errors.Is(err, kf.ErrSessionClosed):
-		why = "the session has ended (ErrSessionClosed)"
-	case errors.Is(err, kf.ErrWindowExpired):
-		why = "more than 48 h since the customer wrote (ErrWindowExpired)"
-	case errors.Is(err, kf.ErrQuotaExhausted) && re.Sent > 0 && re.DroppedBytes > 0:
-		why = fmt.Sprintf("quota: the reply was cut to fit, %d bytes not sent (ErrQuotaExhausted)", re.DroppedBytes)
-	case errors.Is(err, kf.ErrQuotaExhausted):
-		why = fmt.Sprintf("quota: %d message(s) held back (ErrQuotaExhausted): WeCom allows 5 after the customer's latest message", max(re.Dropped, 1))
+	case errors.Is(err, kf.ErrSessionEnded):
+		why = "the session has ended (ErrSessionEnded)"
+	case errors.Is(err, kf.ErrSessionExpired):
+		why = "more than 48 h since the customer wrote (ErrSessionExpired)"
+	case errors.Is(err, kf.ErrQuotaExceeded) && re.Sent > 0 && re.DroppedBytes > 0:
+		why = fmt.Sprintf("quota: the reply was cut to fit, %d bytes not sent (ErrQuotaExceeded)", re.DroppedBytes)
+	case errors.Is(err, kf.ErrQuotaExceeded):
+		why = fmt.Sprintf("quota: %d message(s) held back (ErrQuotaExceeded): WeCom allows 5 after the customer's latest message", max(re.Dropped, 1))
 	default:
 		why = re.Error()
 	}

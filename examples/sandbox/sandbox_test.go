@@ -853,7 +853,7 @@ func TestBurstSharesOneQuota(t *testing.T) {
 		assert.Equal(t, fmt.Sprintf("burst %d", i), c.Text)
 	}
 	for _, n := range notes {
-		assert.Contains(t, n.Text, "held back (ErrQuotaExhausted)")
+		assert.Contains(t, n.Text, "held back (ErrQuotaExceeded)")
 	}
 	s.waitLog(func(l logEvent) bool { return l.Kind == "sync" && tagValue(l, "msgs") == "7 · text×7" }, "one page of 7")
 	for _, l := range s.logs() {

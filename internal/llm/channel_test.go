@@ -71,7 +71,7 @@ func TestReplyStreamThroughChannel(t *testing.T) {
 	require.NoError(t, wecom.Notify(context.Background(), hs.URL+"/wxkf/", wecom.OpenKfID()))
 	assert.True(t, <-firstSeenDuringStream, "the first paragraph reached WeCom while the answer streamed")
 	err = <-errs
-	assert.ErrorIs(t, err, kf.ErrQuotaExhausted, "the answer was cut to fit")
+	assert.ErrorIs(t, err, kf.ErrQuotaExceeded, "the answer was cut to fit")
 
 	sent := wecom.SentTo(wecom.OpenKfID(), "alice")
 	require.Len(t, sent, 5)

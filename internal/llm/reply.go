@@ -35,7 +35,7 @@ var ErrEmptyAnswer = errors.New("llm: the answer is empty")
 // happens while r.QuotaLeft() > 1: one message of WeCom's 5-message quota (doc 94677) is always
 // kept for the remainder, which is sent at the end with r.Text — split into what the quota has
 // left and, if longer, cut with the truncation marker (then a *kf.ReplyError with
-// kf.ErrQuotaExhausted is returned: what was sent is sent).
+// kf.ErrQuotaExceeded is returned: what was sent is sent).
 //
 // If stream fails, what was already sent stays sent, the remainder is dropped and the error is
 // returned: the kept message is then free for an apology. If a send fails (e.g.

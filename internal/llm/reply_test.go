@@ -34,7 +34,7 @@ func (f *fakeReplier) Text(ctx context.Context, s string) error {
 		f.onText()
 	}
 	if f.quota == 0 {
-		return &kf.ReplyError{Reason: kf.ErrQuotaExhausted, Dropped: 1}
+		return &kf.ReplyError{Reason: kf.ErrQuotaExceeded, Dropped: 1}
 	}
 	parts, truncated := media.FitText(s, media.MaxTextBytes, f.quota, "…")
 	for i, p := range parts {
@@ -49,7 +49,7 @@ func (f *fakeReplier) Text(ctx context.Context, s string) error {
 		f.quota--
 	}
 	if truncated {
-		return &kf.ReplyError{Reason: kf.ErrQuotaExhausted, Sent: len(parts)}
+		return &kf.ReplyError{Reason: kf.ErrQuotaExceeded, Sent: len(parts)}
 	}
 	return nil
 }
@@ -141,7 +141,7 @@ func TestReplyStreamLongAnswerFitsQuota(t *testing.T) {
 	err := llm.ReplyStream(context.Background(), r, stream)
 	var re *kf.ReplyError
 	require.ErrorAs(t, err, &re)
-	assert.ErrorIs(t, err, kf.ErrQuotaExhausted)
+	assert.ErrorIs(t, err, kf.ErrQuotaExceeded)
 	assert.Equal(t, 1, minQuotaSeenBeforeEnd, "one message kept for the remainder while streaming")
 	require.Len(t, r.msgs, 5)
 	for i, m := range r.msgs {
@@ -187,7 +187,7 @@ func TestReplyStreamQuotaEdges(t *testing.T) {
 		t.Parallel()
 		r := &fakeReplier{quota: 0}
 		err := llm.ReplyStream(context.Background(), r, streamOf(answer, 2, nil))
-		assert.ErrorIs(t, err, kf.ErrQuotaExhausted)
+		assert.ErrorIs(t, err, kf.ErrQuotaExceeded)
 		assert.Empty(t, r.msgs)
 	})
 }
@@ -269,7 +269,7 @@ func FuzzReplyStream(f *testing.F) {
 			if want != "" || len(r.msgs) > 0 {
 				t.Fatal("empty answer with text")
 			}
-		case errors.Is(err, kf.ErrQuotaExhausted):
+		case errors.Is(err, kf.ErrQuotaExceeded):
 			if !strings.HasPrefix(want, strings.TrimSuffix(got, "…")) {
 				t.Fatalf("not a prefix:\n got %q\nwant %q", got, want)
 			}
@@ -285,7 +285,7 @@ func BenchmarkReplyStream(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		r := &fakeReplier{quota: 5}
-		if err := llm.ReplyStream(context.Background(), r, stream); err != nil && !errors.Is(err, kf.ErrQuotaExhausted) {
+		if err := llm.ReplyStream(context.Background(), r, stream); err != nil && !errors.Is(err, kf.ErrQuotaExceeded) {
 			b.Fatal(err)
 		}
 	}
