@@ -38,7 +38,7 @@ bench:
 
 # The randomized fault soak for 10 minutes (make test runs it for 25 s). SOAK_SEED replays a schedule.
 soak: deps
-	WXKF_SOAK_SEED=$(SOAK_SEED) $(GO) test -race -run '^TestFaultSoak$$' -soak 10m -timeout 30m -v ./kf
+	WXKF_SOAK_SEED=$(SOAK_SEED) $(GO) test -race -run '^TestFaultSoak$$' -timeout 30m -v ./kf -args -soak 10m
 
 sandbox:
 	$(GO) run ./examples/sandbox

@@ -407,7 +407,7 @@ func TestLongReplyFitsQuota(t *testing.T) {
 	err := <-errs
 	var re *ReplyError
 	require.ErrorAs(t, err, &re)
-	assert.ErrorIs(t, err, ErrQuotaExhausted)
+	assert.ErrorIs(t, err, ErrQuotaExceeded)
 	assert.ErrorIs(t, err, ErrQuotaExceeded)
 	assert.Equal(t, 5, re.Sent)
 	assert.Equal(t, 3, re.Dropped) // 15 000 bytes need 8 parts
@@ -974,7 +974,7 @@ func TestReplyWindowClosedAfter48h(t *testing.T) {
 	err := <-errs
 	var re *ReplyError
 	require.ErrorAs(t, err, &re)
-	assert.ErrorIs(t, err, ErrWindowExpired)
+	assert.ErrorIs(t, err, ErrSessionExpired)
 	assert.ErrorIs(t, err, ErrSessionExpired, "matches WeCom's 95002 too")
 	assert.Empty(t, srv.Sent())
 	assert.Empty(t, srv.Rejected(), "send_msg was not even called")

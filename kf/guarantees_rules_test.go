@@ -77,7 +77,7 @@ func TestRefusal95018WhileBotHasSession(t *testing.T) {
 	srv.AddText("jay", "old session")
 	e.notify()
 	err := <-errs
-	assert.ErrorIs(t, err, ErrWindowExpired)
+	assert.ErrorIs(t, err, ErrSessionExpired)
 	assert.NotErrorIs(t, err, ErrHumanServicer)
 	refuse.Store(false)
 	srv.AddText("jay", "hello again")

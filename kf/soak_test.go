@@ -5,7 +5,7 @@ package kf
 // freezes, with a handler that answers differently on every run. Afterwards: nothing lost, no
 // reply accepted twice, no customer's replies out of order, no reply mixing two runs.
 //
-//	go test ./kf -run TestFaultSoak -soak 10m        (make soak)
+//	go test ./kf -run TestFaultSoak -args -soak 10m   (make soak)
 //	WXKF_SOAK_SEED=1234 go test ./kf -run TestFaultSoak  (replay a schedule)
 
 import (
