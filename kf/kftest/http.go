@@ -100,6 +100,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.calls[path]++
 	f := s.faults
 	ov := s.overrides[path]
+	limited := s.rateLimitedLocked(path, s.now())
 	s.mu.Unlock()
 
 	ep := s.routes[path]
@@ -131,6 +132,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if faulted && s.chance(f.BusyRate) {
 		res := fail(CodeBusy, "system busy")
+		s.writeResult(w, res)
+		s.finish(r, path, nil, res, http.StatusOK, start)
+		return
+	}
+	if limited {
+		res := fail(CodeRateLimited, "api freq out of limit")
 		s.writeResult(w, res)
 		s.finish(r, path, nil, res, http.StatusOK, start)
 		return

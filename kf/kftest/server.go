@@ -241,6 +241,8 @@ type Server struct {
 	knowledge  knowledgeBase
 	cbURL      string
 	overrides  map[string]http.Handler // Handle, FailWith
+	limits     map[string]RateLimit     // SetRateLimit, by path ("" for every path)
+	limiters   map[string]*limiter
 
 	obsMu     sync.Mutex
 	observers map[int]func(Record)
