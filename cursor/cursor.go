@@ -80,8 +80,9 @@ type Lease interface {
 	// PutReply stores rec (1 to [MaxReplyLen] bytes, opaque to the store; empty is [ErrInvalidArgument],
 	// so that a nil [Status.Reply] always means "no record") as the reply record of msgID of Key, replacing
 	// an earlier one, fenced like Save. When PutReply returns nil the record survives a
-	// crash of the process. A record is kept until MarkDone of its msgID, or for the retention (as a done
-	// mark is) after its last PutReply, whichever comes first.
+	// crash of the process (Dir does not wait for the disk: a power loss may lose the latest records). A
+	// record is kept until MarkDone of its msgID, or for the retention (as a done mark is) after its last
+	// PutReply, whichever comes first.
 	PutReply(ctx context.Context, msgID string, rec []byte) error
 }
 

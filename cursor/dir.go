@@ -26,8 +26,9 @@ import (
 //     lists the keys that hold a string, metadata suffix cut off.
 //   - Done msgids and reply records ([Lease.PutReply]) are appended to <dir>/wechatcom_kf_done.jsonl
 //     ([JournalFileName]) and held in memory for the retention; a done mark supersedes the reply record of
-//     its msgid. MarkDone and PutReply return once their lines are fsynced (one fsync covers every append
-//     made while the previous one ran), unless [WithJournalSync](false). The journal is compacted
+//     its msgid. MarkDone returns once its lines are fsynced (one fsync covers every append made while the
+//     previous one ran), unless [WithJournalSync](false); PutReply returns once its line is written to the
+//     operating system (it survives a crash of the process; the next fsync takes it to disk). The journal is compacted
 //     (rewritten atomically with only live entries) when it holds more than twice as many lines as live
 //     entries. A last line cut short by a crash is dropped on open; a line holding NUL bytes (a power loss
 //     extended the file without writing its data) is read after its leading NULs if the rest decodes,
@@ -436,15 +437,20 @@ func (d *Dir) markDone(l *localLease, openKfID string, msgIDs []string) error {
 		})
 }
 
-// putReplyFenced appends a reply record to the journal, like a done mark: the fence is checked under jmu, and
-// PutReply returns after the same group commit as MarkDone.
+// putReplyFenced appends a reply record to the journal, like a done mark (the fence is checked under jmu),
+// but returns without waiting for the fsync: the line is in the operating system, so it survives a crash of
+// the process, and the next done mark's fsync (or any later one) takes it to disk. A power loss can lose the
+// latest records; kf treats a reply whose record is missing as possibly cut (it never continues it with a
+// different answer), so durability against power loss is a matter of completeness, not of safety, and not
+// worth an fsync on the way to every reply.
 func (d *Dir) putReplyFenced(l *localLease, msgID string, rec []byte) error {
-	return d.writeJournal(l, "put reply", 1,
+	_, err := d.appendJournal(l, "put reply", 1,
 		func(buf []byte, now int64) []byte { return appendReplyRecord(buf, now, l.key, msgID, rec) },
 		func(now int64) {
 			d.replies.expire(now)
 			d.replies.add(l.key, msgID, now, slices.Clone(rec))
 		})
+	return err
 }
 
 // writeJournal appends lines records made by encode to the journal, applies them to the in-memory sets

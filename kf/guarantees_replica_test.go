@@ -237,7 +237,7 @@ func TestPausedReplicaNoDuplicates(t *testing.T) {
 // One replica cut off from Redis for longer than its lease (a network partition; Redis itself goes
 // on, so the lease key expires), while WeCom retries a callback: the messages queued when the lease
 // was lost are dropped and handled once by the next holding; only those whose handlers were running
-// run twice, and no reply is accepted twice. The same with Redis paused (CLIENT PAUSE: nothing
+// (or had just finished, their done mark not yet written) run twice, and no reply is accepted twice. The same with Redis paused (CLIENT PAUSE: nothing
 // expires meanwhile).
 func TestRedisUnreachablePastLease(t *testing.T) {
 	t.Parallel()
@@ -294,7 +294,9 @@ func TestRedisUnreachablePastLease(t *testing.T) {
 				return true
 			})
 			t.Logf("messages run twice: %d; lease losses %d", twice, e.ch.Stats().LeaseLosses)
-			assert.LessOrEqual(t, twice, workers, "only handlers running at the loss run again")
+			// At most one handler per worker was running, and at most one more per worker had finished
+			// with its done mark still being written.
+			assert.LessOrEqual(t, twice, 2*workers, "only handlers running (or just finished) at the loss run again")
 			assert.Positive(t, e.ch.Stats().LeaseLosses)
 		})
 	}

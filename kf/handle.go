@@ -127,31 +127,85 @@ func (it *item) run() time.Duration {
 	return 0
 }
 
-// markDone records the message as done, through the lease (a holder that lost it cannot), retrying
-// store errors with backoff. Only then does the cursor move past it.
+// markDone hands the message to the session's marker, which records it as done through the lease
+// (a holder that lost it cannot) together with whatever else finished meanwhile. The customer's next
+// message does not wait for the store: its replies can only follow this message's, which were all
+// sent. The cursor moves past the message once the mark is written.
 func (it *item) markDone() {
 	s := it.s
+	s.mu.Lock()
+	s.marks = append(s.marks, it)
+	s.mu.Unlock()
+	select {
+	case s.markSig <- struct{}{}:
+	default:
+	}
+}
+
+// marker writes the done marks of its session in batches: one store write covers every message
+// that finished while the previous write ran. A lost lease abandons the batch (the next holder
+// replays those messages, and their reply records keep their replies from going out twice); a store
+// error is retried with backoff.
+func (s *session) marker(stop <-chan struct{}, done chan<- struct{}) {
 	ch := s.ch
+	defer close(done)
 	bo := ch.newBackoff()
 	for {
-		err := s.lease.MarkDone(s.ctx, it.m.MsgID)
-		if err == nil {
-			break
+		final := false
+		select {
+		case <-s.markSig:
+		case <-stop:
+			final = true
 		}
-		if errors.Is(err, cursor.ErrLeaseLost) || errors.Is(err, cursor.ErrReleased) || !s.valid() {
-			s.lost()
-			it.abandon()
-			return
+		for {
+			s.mu.Lock()
+			n := min(len(s.marks), maxMarkBatch)
+			batch := s.marks[:n:n]
+			s.marks = s.marks[n:]
+			s.mu.Unlock()
+			if n == 0 {
+				break
+			}
+			s.writeMarks(batch, bo)
 		}
-		ch.noteErr("dedup mark", err, "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID)
-		if !bo.wait(s.ctx) {
-			it.abandon()
+		if final {
 			return
 		}
 	}
-	ch.stats.handled.Add(1)
-	s.tr.done(it.m.MsgID)
-	s.jobEnded(it.key)
+}
+
+// maxMarkBatch bounds the msgids of one done-mark write.
+const maxMarkBatch = 1000
+
+func (s *session) writeMarks(batch []*item, bo *backoff) {
+	ch := s.ch
+	ids := make([]string, len(batch))
+	for i, it := range batch {
+		ids[i] = it.m.MsgID
+	}
+	for {
+		err := s.lease.MarkDone(s.ctx, ids...)
+		if err == nil {
+			bo.reset()
+			for _, it := range batch {
+				ch.stats.handled.Add(1)
+				s.tr.done(it.m.MsgID)
+				s.jobEnded(it.key)
+			}
+			return
+		}
+		if errors.Is(err, cursor.ErrLeaseLost) || errors.Is(err, cursor.ErrReleased) || !s.valid() {
+			s.lost()
+			break
+		}
+		ch.noteErr("dedup mark", err, "open_kfid", s.a.id, "messages", len(ids))
+		if !bo.wait(s.ctx) {
+			break
+		}
+	}
+	for _, it := range batch {
+		it.abandon()
+	}
 }
 
 // attempt runs the hooks for the message once and classifies the result.

@@ -48,6 +48,11 @@ type replyPart struct {
 	Type MsgType         `json:"t"`
 	Body json.RawMessage `json:"b"`
 	Sent bool            `json:"s,omitempty"`
+
+	// fresh: recorded by this process and not attempted yet. A first attempt that WeCom refuses as a
+	// repeated msgid means an earlier run sent something under this msgid that the record did not
+	// keep (a power loss took it): its content is unknown, so the rest of this answer is not sent.
+	fresh bool
 }
 
 func decodeReplyRecord(b []byte) (*replyRecord, error) {

@@ -316,6 +316,7 @@ func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx cont
 		if err != nil {
 			return err
 		}
+		p.fresh = true
 		call.Parts[i] = p
 	}
 	r.rec.Calls = append(r.rec.Calls, call)
@@ -370,7 +371,18 @@ func (r *replier) sendRecorded(ctx context.Context, idx int) error {
 			sent++
 			continue
 		}
-		err := r.send(ctx, p)
+		unknown := p.fresh
+		p.fresh = false
+		err := r.send(ctx, p, unknown)
+		if err == errUnknownEarlierReply {
+			p.Sent = true // something went out under this msgid; it cannot be sent again
+			r.diverged = true
+			r.ch.stats.superseded.Add(1)
+			r.ch.log.Warn("wxkf: an earlier run's reply was sent but not recorded (a power loss?); "+
+				"this run's answer is not sent after it", "open_kfid", r.openKfID, "msgid", r.m.MsgID)
+			_ = r.persist(ctx)
+			return ErrReplySuperseded
+		}
 		if err != nil {
 			var re *ReplyError
 			if errors.As(err, &re) {
@@ -389,9 +401,14 @@ func (r *replier) sendRecorded(ctx context.Context, idx int) error {
 	return nil
 }
 
+// errUnknownEarlierReply: WeCom refused a part as a repeated msgid on its first attempt, though this
+// run recorded it: an earlier run sent something under that msgid that no record kept.
+var errUnknownEarlierReply = errors.New("kf: an unrecorded earlier reply")
+
 // send sends one recorded part, counting it against the quota. The lease is checked first: a
-// replica that lost the account sends nothing more.
-func (r *replier) send(ctx context.Context, p *replyPart) error {
+// replica that lost the account sends nothing more. first: this run recorded the part and never
+// attempted it (see errUnknownEarlierReply).
+func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 	if !r.s.valid() {
 		r.failure = errLeaseLost
 		return errLeaseLost
@@ -406,6 +423,9 @@ func (r *replier) send(ctx context.Context, p *replyPart) error {
 		return nil
 	case isDuplicateMsgID(err):
 		r.ch.noteDuplicate(err) // accepted by an earlier run: already with the customer
+		if first {
+			return errUnknownEarlierReply
+		}
 		return nil
 	}
 	r.ch.noteErr("send_msg", err, "open_kfid", r.openKfID, "msgid", r.m.MsgID)

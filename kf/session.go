@@ -242,6 +242,9 @@ type session struct {
 
 	commitReq  chan struct{}
 	stopCommit chan struct{}
+
+	marks   []*item       // finished messages waiting for their done mark (guarded by mu)
+	markSig chan struct{} // wakes the marker
 }
 
 func newSession(a *account, lease cursor.Lease) *session {
@@ -250,7 +253,7 @@ func newSession(a *account, lease cursor.Lease) *session {
 		a: a, ch: a.ch, lease: lease, ctx: ctx, stop: stop,
 		tr: newTracker(), bo: a.ch.newBackoff(), limit: syncLimit,
 		deferring: make(map[string]int), blocked: make(map[string]bool),
-		signal: make(chan struct{}, 1),
+		signal: make(chan struct{}, 1), markSig: make(chan struct{}, 1),
 	}
 }
 
@@ -288,6 +291,8 @@ func (s *session) run() {
 	s.stopCommit = make(chan struct{})
 	committed := make(chan struct{})
 	go s.committer(committed)
+	stopMark, marked := make(chan struct{}), make(chan struct{})
+	go s.marker(stopMark, marked)
 	lostLease := false
 	for {
 		if !s.valid() {
@@ -325,7 +330,9 @@ func (s *session) run() {
 	if !s.valid() {
 		s.stop()
 	}
-	s.waitIdle()
+	s.waitIdle() // every job ended, every done mark written or abandoned
+	close(stopMark)
+	<-marked
 	close(s.stopCommit)
 	<-committed // the final save, unless the lease was lost or work was abandoned
 	s.stop()

@@ -155,6 +155,7 @@ func TestFaultSoak(t *testing.T) {
 
 	const customers = 8
 	next := make([]int, customers)
+	msgIDs := map[string]string{}
 	var added atomic.Int64
 	notifyRandom := func() {
 		r := reps[rng.IntN(len(reps))]
@@ -174,7 +175,8 @@ func TestFaultSoak(t *testing.T) {
 				}
 			}
 			if unsettled < 2 && rng.IntN(3) == 0 {
-				srv.AddText(user, fmt.Sprintf("%s-%d", user, next[c]))
+				text := fmt.Sprintf("%s-%d", user, next[c])
+				msgIDs[text] = srv.AddText(user, text)
 				next[c]++
 				added.Add(1)
 			}
@@ -235,6 +237,15 @@ func TestFaultSoak(t *testing.T) {
 			for _, r := range reps {
 				t.Logf("replica stats: %+v", r.e.ch.Stats())
 			}
+			// What the store knows of the messages never handled, and whether anyone holds the account.
+			diag := redis.New(goredis.NewClient(&goredis.Options{Addr: addr}), redis.WithPrefix("soak:"))
+			for _, text := range unsettled() {
+				id := msgIDs[text]
+				st, err := diag.Lookup(context.Background(), srv.OpenKfID(), id)
+				t.Logf("%s (%s): %+v %v", text, id, st, err)
+			}
+			cur, _ := diag.Load(context.Background(), srv.OpenKfID())
+			t.Logf("stored cursor %q; lease held by a replica: %d / %d", cur, reps[0].e.ch.Stats().LeasesHeld, reps[1].e.ch.Stats().LeasesHeld)
 			t.Fatalf("lost: never handled after 60 s: %v", unsettled())
 		}
 	}
@@ -304,7 +315,9 @@ func TestFaultSoak(t *testing.T) {
 	assert.Zero(t, mixed, "mixed replies")
 	assert.Zero(t, gaps, "gaps")
 	for _, rej := range srv.Rejected() {
-		assert.NotEqual(t, 95001, rej.Code, "a send over the quota: %+v", rej)
+		if rej.Code == 95001 {
+			t.Errorf("a send over the quota: %s", rej.Body)
+		}
 	}
 	assert.Zero(t, st[0].DeadLetters+st[1].DeadLetters)
 }
