@@ -68,7 +68,9 @@
 // Replier keeps the 48 h / 5-message rule per customer (a reply that needs more is fitted into
 // what is left and a *ReplyError says what was dropped; a send whose order against the customer's
 // newest message cannot be told, as send_time has a one-second resolution, counts against the
-// newer window, so 95001 does not happen), splits text at 2048 bytes on UTF-8 and grapheme
+// newer window, so 95001 does not happen while the account stays with one process; after a restart
+// or a failover the new holder does not know its predecessor's sends in the current window, and a
+// refusal is reported as ErrQuotaExceeded), splits text at 2048 bytes on UTF-8 and grapheme
 // boundaries, fits images to a JPG/PNG ≤ 10 MB, splits AMR voice into ≤ 60 s pieces, and sends
 // nothing while a human servicer has the session (ErrHumanServicer). A cached session state is
 // trusted only for messages older than what it was learned from: a newer customer message gets a
