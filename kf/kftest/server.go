@@ -241,7 +241,7 @@ type Server struct {
 	knowledge  knowledgeBase
 	cbURL      string
 	overrides  map[string]http.Handler // Handle, FailWith
-	limits     map[string]RateLimit     // SetRateLimit, by path ("" for every path)
+	limits     map[string]RateLimit    // SetRateLimit, by path ("" for every path)
 	limiters   map[string]*limiter
 
 	obsMu     sync.Mutex
