@@ -39,6 +39,7 @@ type channelConfig struct {
 	backoffMax   time.Duration
 	marker       string
 	replayWindow time.Duration
+	burstWindow  time.Duration
 }
 
 // Defaults of the Channel options.
@@ -322,4 +323,21 @@ func WithReplayWindow(d time.Duration) ChannelOption {
 // withBackoff sets the store/API error backoff bounds (tests).
 func withBackoff(min, max time.Duration) ChannelOption {
 	return func(c *channelConfig) error { c.backoffMin, c.backoffMax = min, max; return nil }
+}
+
+// WithBurstWindow merges a customer's messages that arrive within d of each other into one handler
+// call (off by default; 1.5 s is typical for a person typing several short messages). The handler
+// gets the burst's last message with Message.Burst listing all of them, oldest first, and its
+// replies count against the quota after that last message. A message is handled once no further
+// message of its customer was pulled for d, so every reply waits at least d. The messages of a
+// burst are marked done together when the call succeeds; a rerun (a retry, a replay after a crash)
+// answers exactly the same burst, with the same reply record.
+func WithBurstWindow(d time.Duration) ChannelOption {
+	return func(c *channelConfig) error {
+		if d < 0 || d > time.Minute {
+			return invalidf("WithBurstWindow(%s): want 0 (off) up to 1m", d)
+		}
+		c.burstWindow = d
+		return nil
+	}
 }

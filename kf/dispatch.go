@@ -41,6 +41,8 @@ type job struct {
 	// ctx, when it ends, wakes a parked job early (it then runs again and sees why).
 	ctx  context.Context
 	size int64
+	// it is the message the job runs (the burst merging looks at what follows in the queue).
+	it *item
 }
 
 type keyQueue struct {
@@ -174,6 +176,33 @@ type parking struct {
 	timer   *time.Timer
 	stop    func() bool
 	stopAll func() bool
+}
+
+// takeFollowing removes from key's queue the jobs right behind the running one for as long as take
+// accepts them, and returns them in order. Their bytes stay counted, on the running job, until it
+// ends. Called by a running job about its own key.
+func (d *dispatcher) takeFollowing(key string, take func(*job) bool) []*job {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	q := d.queues[key]
+	if q == nil || len(q.jobs) < 2 {
+		return nil
+	}
+	n := 1
+	for n < len(q.jobs) && take(q.jobs[n]) {
+		n++
+	}
+	if n == 1 {
+		return nil
+	}
+	taken := append([]*job(nil), q.jobs[1:n]...)
+	head := q.jobs[0]
+	for _, j := range taken {
+		head.size += j.size
+	}
+	q.jobs = append(q.jobs[:1], q.jobs[n:]...)
+	d.depth -= len(taken)
+	return taken
 }
 
 // queued returns the number of jobs waiting for a worker (parked ones included).

@@ -19,6 +19,9 @@ type item struct {
 	attempts int
 	first    time.Time // when the first attempt started, by the Channel's clock
 	rec      *replyRecord
+
+	formed bool    // the burst (WithBurstWindow) was formed
+	burst  []*item // the customer's later messages answered with this one, in order
 }
 
 func (s *session) newItem(m *Message, reply []byte) *item {
@@ -49,7 +52,7 @@ func (s *session) submit(it *item) {
 	s.mu.Unlock()
 	s.ch.stats.dispatched.Add(1)
 	s.ch.stats.inflight.Add(1)
-	if !s.ch.disp.submit(it.key, &job{run: it.run, ctx: s.ctx, size: it.size}) {
+	if !s.ch.disp.submit(it.key, &job{run: it.run, ctx: s.ctx, size: it.size, it: it}) {
 		it.abandon()
 	}
 }
@@ -75,11 +78,20 @@ func (s *session) isBlocked(key string) bool {
 // so that their order survives the replay.
 func (it *item) abandon() {
 	s := it.s
-	s.tr.abandon(it.m.MsgID)
+	for _, x := range it.members() {
+		s.tr.abandon(x.m.MsgID)
+	}
 	s.mu.Lock()
 	s.blocked[it.key] = true
 	s.mu.Unlock()
-	s.jobEnded(it.key)
+	for range it.members() {
+		s.jobEnded(it.key)
+	}
+}
+
+// members returns the items this one answers: itself and the rest of its burst.
+func (it *item) members() []*item {
+	return append([]*item{it}, it.burst...)
 }
 
 // outcome is what becomes of a message after an attempt.
@@ -101,6 +113,12 @@ func (it *item) run() time.Duration {
 	if !s.valid() || s.isBlocked(it.key) {
 		it.abandon()
 		return 0
+	}
+	if ch.cfg.burstWindow > 0 && !it.formed {
+		if wait := s.burstWait(it); wait > 0 && ch.pullCtx.Err() == nil {
+			return wait // the customer may still be writing
+		}
+		it.formBurst()
 	}
 	oc, err := ch.attempt(it)
 	switch oc {
@@ -179,18 +197,22 @@ const maxMarkBatch = 1000
 
 func (s *session) writeMarks(batch []*item, bo *backoff) {
 	ch := s.ch
-	ids := make([]string, len(batch))
-	for i, it := range batch {
-		ids[i] = it.m.MsgID
+	var ids []string
+	for _, it := range batch {
+		for _, x := range it.members() {
+			ids = append(ids, x.m.MsgID)
+		}
 	}
 	for {
 		err := s.lease.MarkDone(s.ctx, ids...)
 		if err == nil {
 			bo.reset()
 			for _, it := range batch {
-				ch.stats.handled.Add(1)
-				s.tr.done(it.m.MsgID)
-				s.jobEnded(it.key)
+				for _, x := range it.members() {
+					ch.stats.handled.Add(1)
+					s.tr.done(x.m.MsgID)
+					s.jobEnded(x.key)
+				}
 			}
 			return
 		}
@@ -216,20 +238,11 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 		it.first = now
 	}
 	it.attempts++
-	if it.rec == nil {
-		rec, err := decodeReplyRecord(it.reply)
-		if err != nil {
-			// The store holds a record this version cannot read: nothing may be sent that could
-			// mix with what it describes.
-			ch.log.Error("wxkf: unreadable reply record; this message's reply is suppressed",
-				"open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID, "err", err)
-			rec = &replyRecord{unreadable: true}
-		}
-		it.rec = rec
-	}
+	it.record()
+	m := it.answered()
 	hctx, cancel := context.WithTimeout(s.ctx, ch.cfg.handlerTO)
-	r := ch.newReplier(it, s)
-	err := ch.runHooks(hctx, it.m, r)
+	r := ch.newReplier(it, s, m)
+	err := ch.runHooks(hctx, m, r)
 	timedOut := hctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil
 	cancel()
 
@@ -270,6 +283,86 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 // errNoHandler: a customer message came before any OnMessage handler was set. It is left for
 // when one is (OnMessage pulls again).
 var errNoHandler = errors.New("kf: no OnMessage handler yet")
+
+// record returns the message's reply record, decoding the stored one the first time.
+func (it *item) record() *replyRecord {
+	if it.rec == nil {
+		rec, err := decodeReplyRecord(it.reply)
+		if err != nil {
+			// The store holds a record this version cannot read: nothing may be sent that could
+			// mix with what it describes.
+			it.s.ch.log.Error("wxkf: unreadable reply record; this message's reply is suppressed",
+				"open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID, "err", err)
+			rec = &replyRecord{unreadable: true}
+		}
+		it.rec = rec
+	}
+	return it.rec
+}
+
+// answered is the message the hook gets: the item's own, or for a burst its last message with
+// Burst listing them all.
+func (it *item) answered() *Message {
+	if len(it.burst) == 0 {
+		return it.m
+	}
+	last := *it.burst[len(it.burst)-1].m
+	last.Burst = make([]*Message, 0, len(it.burst)+1)
+	for _, x := range it.members() {
+		last.Burst = append(last.Burst, x.m)
+	}
+	return &last
+}
+
+// burstWait is how long a customer message waits for the rest of its burst: until the window has
+// passed since the customer's latest message was pulled.
+func (s *session) burstWait(it *item) time.Duration {
+	if it.m.Origin != OriginCustomer || it.m.MsgType == MsgTypeEvent {
+		return 0
+	}
+	s.mu.Lock()
+	last := s.lastPulled[it.key]
+	s.mu.Unlock()
+	return time.Until(last.Add(s.ch.cfg.burstWindow))
+}
+
+// formBurst takes the customer's messages queued right behind this one into its burst: each within
+// the window of the one before it (by send_time), or, for a rerun, exactly those its reply record
+// covers.
+func (it *item) formBurst() {
+	it.formed = true
+	if it.m.Origin != OriginCustomer || it.m.MsgType == MsgTypeEvent {
+		return
+	}
+	s := it.s
+	var covers map[string]bool
+	if rec := it.record(); len(rec.Covers) > 0 {
+		covers = make(map[string]bool, len(rec.Covers))
+		for _, id := range rec.Covers {
+			covers[id] = true
+		}
+	}
+	prev := it.m.SendTime
+	for _, j := range s.ch.disp.takeFollowing(it.key, func(j *job) bool {
+		o := j.it
+		if o == nil || o.m.Origin != OriginCustomer || o.m.MsgType == MsgTypeEvent {
+			return false
+		}
+		if covers != nil {
+			return covers[o.m.MsgID]
+		}
+		if o.m.SendTime.Sub(prev) > s.ch.cfg.burstWindow {
+			return false
+		}
+		prev = o.m.SendTime
+		return true
+	}) {
+		it.burst = append(it.burst, j.it)
+	}
+	if len(it.burst) > 0 {
+		s.ch.stats.bursts.Add(1)
+	}
+}
 
 // isReplyOutcome reports the Replier's own refusals, which are outcomes, not failures.
 func isReplyOutcome(err error) bool {

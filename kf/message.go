@@ -90,6 +90,11 @@ type Message struct {
 	ServicerUserID string  `json:"servicer_userid,omitempty"`
 	MsgType        MsgType `json:"msgtype"`
 	Body
+
+	// Burst is set when the Channel merged a burst of the customer's messages into one handler call
+	// (WithBurstWindow): every message of the burst, oldest first, the last being this message. The
+	// handler answers them together; nil for a message handled on its own.
+	Burst []*Message `json:"-"`
 }
 
 // Body holds the typed body of a message; at most the field named by the msgtype is set. It is

@@ -31,6 +31,9 @@ import (
 // replyRecord is the outbox record of one incoming message.
 type replyRecord struct {
 	Calls []replyCall `json:"c"`
+	// Covers lists the msgids of a burst the reply answers (WithBurstWindow), first to last; the
+	// record is kept under the first. A rerun answers the same burst.
+	Covers []string `json:"v,omitempty"`
 
 	unreadable bool // the stored record could not be decoded: send nothing
 }

@@ -175,7 +175,8 @@ type replier struct {
 	ch       *Channel
 	s        *session
 	it       *item
-	m        *Message
+	m        *Message // the message answered (the last of a burst)
+	recKey   string   // the msgid the reply record and client msgids derive from (the first of a burst)
 	openKfID string
 	user     string
 	key      string
@@ -186,10 +187,10 @@ type replier struct {
 	checked  bool
 }
 
-func (ch *Channel) newReplier(it *item, s *session) *replier {
-	m := it.m
+func (ch *Channel) newReplier(it *item, s *session, m *Message) *replier {
 	u := customerOf(m)
-	return &replier{ch: ch, s: s, it: it, m: m, openKfID: m.OpenKfID, user: u, key: customerKey(m.OpenKfID, u), rec: it.rec}
+	return &replier{ch: ch, s: s, it: it, m: m, recKey: it.m.MsgID, openKfID: m.OpenKfID, user: u,
+		key: customerKey(m.OpenKfID, u), rec: it.rec}
 }
 
 func (r *replier) QuotaLeft() int { return r.ch.quota.left(r.key) }
@@ -296,7 +297,7 @@ func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx cont
 		r.ch.stats.superseded.Add(1)
 		r.ch.log.Warn("wxkf: a rerun answered differently; its further reply is dropped so the customer "+
 			"never gets parts of two answers (the earlier answer may have been cut short)",
-			"open_kfid", r.openKfID, "msgid", r.m.MsgID)
+			"open_kfid", r.openKfID, "msgid", r.recKey)
 		return ErrReplySuperseded
 	}
 	contents, cut, err := build(ctx, r.QuotaLeft())
@@ -312,7 +313,7 @@ func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx cont
 	call := replyCall{Kind: kind, Hash: hash, Parts: make([]replyPart, len(contents))}
 	next := r.rec.parts()
 	for i, c := range contents {
-		p, err := recordPart(clientMsgID(r.openKfID, r.m.MsgID, next+i), c)
+		p, err := recordPart(clientMsgID(r.openKfID, r.recKey, next+i), c)
 		if err != nil {
 			return err
 		}
@@ -320,6 +321,11 @@ func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx cont
 		call.Parts[i] = p
 	}
 	r.rec.Calls = append(r.rec.Calls, call)
+	if len(r.rec.Covers) == 0 && len(r.m.Burst) > 1 {
+		for _, bm := range r.m.Burst {
+			r.rec.Covers = append(r.rec.Covers, bm.MsgID) // a rerun answers the same burst
+		}
+	}
 	if err := r.persist(ctx); err != nil {
 		r.rec.Calls = r.rec.Calls[:idx]
 		return err
@@ -345,13 +351,13 @@ func (r *replier) persist(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := r.s.lease.PutReply(ctx, r.m.MsgID, b); err != nil {
+	if err := r.s.lease.PutReply(ctx, r.recKey, b); err != nil {
 		if errors.Is(err, cursor.ErrLeaseLost) || errors.Is(err, cursor.ErrReleased) {
 			r.s.lost()
 			r.failure = errLeaseLost
 			return errLeaseLost
 		}
-		r.ch.noteErr("reply record", err, "open_kfid", r.openKfID, "msgid", r.m.MsgID)
+		r.ch.noteErr("reply record", err, "open_kfid", r.openKfID, "msgid", r.recKey)
 		if r.failure == nil {
 			r.failure = Retry(err) // a store outage: run again later
 		}
@@ -379,7 +385,7 @@ func (r *replier) sendRecorded(ctx context.Context, idx int) error {
 			r.diverged = true
 			r.ch.stats.superseded.Add(1)
 			r.ch.log.Warn("wxkf: an earlier run's reply was sent but not recorded (a power loss?); "+
-				"this run's answer is not sent after it", "open_kfid", r.openKfID, "msgid", r.m.MsgID)
+				"this run's answer is not sent after it", "open_kfid", r.openKfID, "msgid", r.recKey)
 			_ = r.persist(ctx)
 			return ErrReplySuperseded
 		}
@@ -428,7 +434,7 @@ func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 		}
 		return nil
 	}
-	r.ch.noteErr("send_msg", err, "open_kfid", r.openKfID, "msgid", r.m.MsgID)
+	r.ch.noteErr("send_msg", err, "open_kfid", r.openKfID, "msgid", r.recKey)
 	var req *RequestError
 	var he *HTTPError
 	if !errors.As(err, &req) && !errors.As(err, &he) {

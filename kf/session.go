@@ -243,6 +243,8 @@ type session struct {
 	commitReq  chan struct{}
 	stopCommit chan struct{}
 
+	lastPulled map[string]time.Time // customer key → when their latest message was pulled (bursts)
+
 	marks   []*item       // finished messages waiting for their done mark (guarded by mu)
 	markSig chan struct{} // wakes the marker
 }
@@ -253,7 +255,7 @@ func newSession(a *account, lease cursor.Lease) *session {
 		a: a, ch: a.ch, lease: lease, ctx: ctx, stop: stop,
 		tr: newTracker(), bo: a.ch.newBackoff(), limit: syncLimit,
 		deferring: make(map[string]int), blocked: make(map[string]bool),
-		signal: make(chan struct{}, 1), markSig: make(chan struct{}, 1),
+		signal: make(chan struct{}, 1), markSig: make(chan struct{}, 1), lastPulled: make(map[string]time.Time),
 	}
 }
 
@@ -689,6 +691,11 @@ func (s *session) dispatchPage(start string, resp *SyncMsgResponse) bool {
 			continue
 		}
 		it := s.newItem(m, status.Reply)
+		if m.Origin == OriginCustomer {
+			s.mu.Lock()
+			s.lastPulled[it.key] = time.Now()
+			s.mu.Unlock()
+		}
 		if !s.admit(it, false) {
 			s.tr.add(p, m.MsgID, msgDeferred, it.key)
 			continue

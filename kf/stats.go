@@ -28,6 +28,7 @@ type Stats struct {
 	WelcomeExpired    int64 // welcome codes that were too old to use
 	Deferred          int64 // messages pulled but not queued at once (memory budget); each is queued later, in order
 	Rewinds           int64 // pulls of earlier pages to queue deferred messages
+	Bursts            int64 // handler calls that answered a burst of several messages (WithBurstWindow)
 	PageShrinks       int64 // sync_msg answers over the response cap, pulled again with a smaller limit
 	EmptyPages        int64 // has_more answers with an unchanged cursor and no messages (backed off)
 	LeaseLosses       int64 // account leases lost while held (the holding's queue was dropped)
@@ -46,6 +47,7 @@ type stats struct {
 	dedupeHits, history, replies, duplicateSends, superseded             atomic.Int64
 	handlerErrors, retries, deadLetters, welcomeExpired, coalesced       atomic.Int64
 	deferred, rewinds, pageShrinks, emptyPages, leaseLosses, leaseHeld   atomic.Int64
+	bursts                                                               atomic.Int64
 	inflight                                                             atomic.Int64
 
 	mu     sync.Mutex
@@ -63,7 +65,7 @@ func (ch *Channel) Stats() Stats {
 		Replies: st.replies.Load(), DuplicateSends: st.duplicateSends.Load(), RepliesSuperseded: st.superseded.Load(),
 		HandlerErrors: st.handlerErrors.Load(), Retries: st.retries.Load(), DeadLetters: st.deadLetters.Load(),
 		WelcomeExpired: st.welcomeExpired.Load(),
-		Deferred:       st.deferred.Load(), Rewinds: st.rewinds.Load(), PageShrinks: st.pageShrinks.Load(),
+		Deferred:       st.deferred.Load(), Rewinds: st.rewinds.Load(), Bursts: st.bursts.Load(), PageShrinks: st.pageShrinks.Load(),
 		EmptyPages: st.emptyPages.Load(), LeaseLosses: st.leaseLosses.Load(), LeasesHeld: st.leaseHeld.Load(),
 		QueueDepth: ch.disp.queued(), InFlight: int(st.inflight.Load()),
 	}
