@@ -23,6 +23,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/wxkf/wxkf/cursor"
 	"github.com/wxkf/wxkf/cursor/redis"
 	"github.com/wxkf/wxkf/cursor/redis/redistest"
 	"github.com/wxkf/wxkf/kf/kftest"
@@ -42,12 +43,18 @@ type replicaConfig struct {
 	Delay     time.Duration // each handler takes this long (a model call)
 }
 
-// sendAttempt is one send_msg call of a replica child, by the wall clock.
+// sendAttempt is one send_msg call of a replica child, by the wall clock. A send is in flight from
+// the moment it leaves until its outcome is recorded: WeCom's answer read (End) and, for an accepted
+// send, its mark written to the reply record (Recorded).
 type sendAttempt struct {
-	Start, End int64 // unix ns; End 0: never returned
+	ID       string // the client msgid
+	Start    int64  // unix ns
+	End      int64  // 0: never returned
+	Recorded int64  // 0: never marked sent in the reply record
 }
 
-// attemptLog is a RoundTripper that records the replica's send_msg calls.
+// attemptLog records the replica's send_msg calls (as a RoundTripper) and when each accepted send is
+// marked in a reply record (as a wrapper of the store's leases).
 type attemptLog struct {
 	mu  sync.Mutex
 	all []*sendAttempt
@@ -58,7 +65,16 @@ func (l *attemptLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	if r.URL.Path != pathSend {
 		return l.rt.RoundTrip(r)
 	}
-	a := &sendAttempt{Start: time.Now().UnixNano()}
+	var body struct {
+		MsgID string `json:"msgid"`
+	}
+	if r.GetBody != nil {
+		if rc, err := r.GetBody(); err == nil {
+			_ = json.NewDecoder(rc).Decode(&body)
+			rc.Close()
+		}
+	}
+	a := &sendAttempt{ID: body.MsgID, Start: time.Now().UnixNano()}
 	l.mu.Lock()
 	l.all = append(l.all, a)
 	l.mu.Unlock()
@@ -67,6 +83,77 @@ func (l *attemptLog) RoundTrip(r *http.Request) (*http.Response, error) {
 	a.End = time.Now().UnixNano()
 	l.mu.Unlock()
 	return resp, err
+}
+
+// recorded notes the parts a reply record marks sent.
+func (l *attemptLog) recorded(rec []byte) {
+	var r replyRecord
+	if json.Unmarshal(rec, &r) != nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, c := range r.Calls {
+		for _, p := range c.Parts {
+			if !p.Sent {
+				continue
+			}
+			for _, a := range l.all {
+				if a.ID == p.ID && a.Recorded == 0 {
+					a.Recorded = now
+				}
+			}
+		}
+	}
+}
+
+// loggedState hands out leases whose PutReply tells the attempt log what was recorded.
+type loggedState struct {
+	cursor.State
+	log *attemptLog
+}
+
+func (s loggedState) Lock(ctx context.Context, key string, ttl time.Duration) (cursor.Lease, error) {
+	l, err := s.State.Lock(ctx, key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return loggedLease{l, s.log}, nil
+}
+
+type loggedLease struct {
+	cursor.Lease
+	log *attemptLog
+}
+
+// MarkDone records the outcome of every send of the messages it marks.
+func (l loggedLease) MarkDone(ctx context.Context, msgIDs ...string) error {
+	err := l.Lease.MarkDone(ctx, msgIDs...)
+	if err == nil {
+		now := time.Now().UnixNano()
+		l.log.mu.Lock()
+		for _, m := range msgIDs {
+			for i := range quotaPerMessage * 2 {
+				id := clientMsgID(l.Key(), m, i)
+				for _, a := range l.log.all {
+					if a.ID == id && a.Recorded == 0 {
+						a.Recorded = now
+					}
+				}
+			}
+		}
+		l.log.mu.Unlock()
+	}
+	return err
+}
+
+func (l loggedLease) PutReply(ctx context.Context, msgID string, rec []byte) error {
+	err := l.Lease.PutReply(ctx, msgID, rec)
+	if err == nil {
+		l.log.recorded(rec)
+	}
+	return err
 }
 
 // runReplicaChild is the replica child: an echo bot on Redis until stdin closes; then it prints its
@@ -80,7 +167,7 @@ func runReplicaChild(cfgJSON string) int {
 	rdb := goredis.NewClient(&goredis.Options{Addr: c.RedisAddr})
 	defer rdb.Close()
 	log := &attemptLog{rt: http.DefaultTransport.(*http.Transport).Clone()}
-	ch, err := NewChannel(c.Cfg, WithStores(redis.New(rdb, redis.WithPrefix(c.Prefix))), WithLeaseTTL(c.LeaseTTL),
+	ch, err := NewChannel(c.Cfg, WithStores(loggedState{redis.New(rdb, redis.WithPrefix(c.Prefix)), log}), WithLeaseTTL(c.LeaseTTL),
 		WithWorkers(c.Workers), WithClientOptions(WithBaseURL(c.BaseURL), WithHTTPClient(&http.Client{Transport: log})),
 		WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond), withBackoff(5*time.Millisecond, 50*time.Millisecond))
 	if err != nil {
@@ -190,7 +277,8 @@ func checkExactlyOnce(t *testing.T, srv *kftest.Server, want map[string][]string
 // Two replicas on one Redis; one is frozen (SIGSTOP) in the middle of its work for longer than the
 // lease, the other takes over, then the frozen one resumes. No reply is accepted twice, no
 // customer's replies are out of order, and the duplicate send attempts are no more than the sends
-// the frozen replica had in flight when it was frozen.
+// the frozen replica had in flight when it was frozen (sent, and not yet known to be accepted: its answer
+// not read, or its acceptance not yet written to the reply record).
 func TestPausedReplicaNoDuplicates(t *testing.T) {
 	t.Parallel()
 	addr, _, _ := redistest.Start(t)
@@ -223,9 +311,9 @@ func TestPausedReplicaNoDuplicates(t *testing.T) {
 	b.stop(t)
 
 	checkExactlyOnce(t, srv, want)
-	inFlight := 0
+	inFlight := 0 // sent before the freeze, outcome not recorded before it
 	for _, s := range sendsA {
-		if s.Start < frozeAt && (s.End == 0 || s.End > frozeAt) {
+		if s.Start < frozeAt && (s.End == 0 || s.End > frozeAt || s.Recorded == 0 || s.Recorded > frozeAt) {
 			inFlight++
 		}
 	}

@@ -326,9 +326,15 @@ func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx cont
 			r.rec.Covers = append(r.rec.Covers, bm.MsgID) // a rerun answers the same burst
 		}
 	}
-	if err := r.persist(ctx); err != nil {
-		r.rec.Calls = r.rec.Calls[:idx]
-		return err
+	// A call of several messages is recorded before its first send, so that a rerun completes it.
+	// A call of one message needs no record before it: a rerun that sends its own message under the
+	// same msgid finds it refused as a repeat on the first attempt, and stops there (see
+	// errUnknownEarlierReply); the record written once it is accepted spares the rerun even that.
+	if len(call.Parts) > 1 || len(r.rec.Covers) > 0 {
+		if err := r.persist(ctx); err != nil {
+			r.rec.Calls = r.rec.Calls[:idx]
+			return err
+		}
 	}
 	if err := r.sendRecorded(ctx, idx); err != nil {
 		var re *ReplyError

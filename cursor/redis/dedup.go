@@ -18,13 +18,16 @@ import (
 //     by the server clock, so replicas with skewed clocks agree;
 //   - it stays bounded: every MarkDone trims members older than the retention (ZREMRANGEBYSCORE) and sets
 //     the whole set to expire a retention after the last mark, so an idle account leaves nothing behind.
-// Reply records follow the same design: a hash msgid → record, and a sorted set msgid → time put, trimmed by
-// PutReply and read through the same Lookup script. All of it is Lua, so that reading TIME and acting on it
-// (and checking the lease, for a fenced write) is atomic.
+// Reply records are a hash msgid → "<unix ms put>:<record>": PutReply is one HSET (it runs on the way to
+// every reply, so it is kept to the lease check and that), Lookup skips records older than the retention by
+// their stamp, and MarkDone deletes the records of the msgids it marks, sweeps expired ones when the hash has
+// grown, and keeps the hash expiring a retention after the last mark. All of it is Lua, so that reading TIME
+// and acting on it (and checking the lease, for a fenced write) is atomic.
 
-// markScript marks msgids done and deletes their reply records. KEYS: lease, done, reply, reply_at; ARGV[1]
-// the lease value ("" for the unfenced Dedup.MarkDone), ARGV[2] retention (ms), ARGV[3..] msgids. Returns 0
-// (and writes nothing) if the lease does not hold that value, else 1.
+// markScript marks msgids done and deletes their reply records. KEYS: lease, done, reply; ARGV[1] the lease
+// value ("" for the unfenced Dedup.MarkDone), ARGV[2] retention (ms), ARGV[3..] msgids. Returns 0 (and writes
+// nothing) if the lease does not hold that value, else 1. When the reply hash holds more than sweepAbove
+// records (records of messages never marked done: rare), the expired ones are swept.
 var markScript = goredis.NewScript(`
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
@@ -36,7 +39,6 @@ local scored, ids = {}, {}
 local function flush()
   redis.call('ZADD', KEYS[2], unpack(scored))
   redis.call('HDEL', KEYS[3], unpack(ids))
-  redis.call('ZREM', KEYS[4], unpack(ids))
   scored, ids = {}, {}
 end
 for i = 3, #ARGV do
@@ -52,31 +54,41 @@ if #ids > 0 then
 end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ret)
 redis.call('PEXPIRE', KEYS[2], ret)
+if redis.call('PEXPIRE', KEYS[3], ret) == 1 and redis.call('HLEN', KEYS[3]) > 4096 then
+  local all = redis.call('HGETALL', KEYS[3])
+  for i = 1, #all, 2 do
+    local at = tonumber(string.match(all[i + 1], '^(%d+):'))
+    if at == nil or at <= now - ret then
+      redis.call('HDEL', KEYS[3], all[i])
+    end
+  end
+end
 return 1
 `)
 
-// lookupScript: KEYS: done, reply, reply_at; ARGV[1] retention (ms), ARGV[2..] msgids (at most doneChunk).
-// Returns, in order, 1 for a msgid marked less than the retention ago, else its reply record if one was put
-// less than the retention ago, else 0.
+// lookupScript: KEYS: done, reply; ARGV[1] retention (ms), ARGV[2..] msgids (at most doneChunk). Returns, in
+// order, 1 for a msgid marked less than the retention ago, else its reply record (stamp removed) if one was
+// put less than the retention ago, else 0.
 var lookupScript = goredis.NewScript(`
 local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
 local n = #ARGV - 1
 local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, 2))
-local recs, puts = {}, {}
+local recs = {}
 if redis.call('EXISTS', KEYS[2]) == 1 then
   recs = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
-  puts = redis.call('ZMSCORE', KEYS[3], unpack(ARGV, 2))
 end
 local out = {}
 for i = 1, n do
   local s = scores[i]
+  out[i] = 0
   if s and tonumber(s) > cutoff then
     out[i] = 1
-  elseif recs[i] and puts[i] and tonumber(puts[i]) > cutoff then
-    out[i] = recs[i]
-  else
-    out[i] = 0
+  elseif recs[i] then
+    local at, rec = string.match(recs[i], '^(%d+):(.*)$')
+    if at and tonumber(at) > cutoff then
+      out[i] = rec
+    end
   end
 end
 return out
@@ -113,7 +125,7 @@ func (s *Store) checkBatch(ctx context.Context, openKfID string, msgIDs []string
 
 // markKeys are the KEYS of markScript for openKfID.
 func (s *Store) markKeys(openKfID string) []string {
-	return []string{s.acct(openKfID, "lease"), s.acct(openKfID, "done"), s.acct(openKfID, "reply"), s.acct(openKfID, "reply_at")}
+	return []string{s.acct(openKfID, "lease"), s.acct(openKfID, "done"), s.acct(openKfID, "reply")}
 }
 
 // MarkDone implements cursor.Dedup: ZADD with the server time, trim what is older than the retention, PEXPIRE
@@ -157,7 +169,7 @@ func (s *Store) Lookup(ctx context.Context, openKfID string, msgIDs ...string) (
 	if len(msgIDs) == 0 {
 		return []cursor.Status{}, nil
 	}
-	keys := []string{s.acct(openKfID, "done"), s.acct(openKfID, "reply"), s.acct(openKfID, "reply_at")}
+	keys := []string{s.acct(openKfID, "done"), s.acct(openKfID, "reply")}
 	cmds, err := s.runChunked(ctx, lookupScript, keys, []any{s.retention.Milliseconds()}, msgIDs)
 	if err != nil {
 		return nil, fmt.Errorf("cursor/redis: look up %d msgids of %q: %w", len(msgIDs), openKfID, err)

@@ -17,8 +17,7 @@
 //	<prefix>{<open_kfid>}:lease     string   "<token>:<random hex>" of the holder, PX ttl
 //	<prefix>{<open_kfid>}:fence     integer  the last fencing token (INCR at each Lock that succeeds)
 //	<prefix>{<open_kfid>}:done      zset     msgid → server time (ms) it was marked done
-//	<prefix>{<open_kfid>}:reply     hash     msgid → reply record
-//	<prefix>{<open_kfid>}:reply_at  zset     msgid → server time (ms) its record was put
+//	<prefix>{<open_kfid>}:reply     hash     msgid → "<unix ms put>:<reply record>"
 //	<prefix>accounts                set      every open_kfid saved or written through a lease
 //	<prefix>token:<key>             string   a cached access_token, with its TTL
 //

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
+	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
@@ -29,25 +31,15 @@ end
 return 1
 `)
 
-// putReplyScript: KEYS: lease, reply, reply_at; ARGV: lease value, retention (ms), msgid, record. Stores the
-// record with the server time, drops up to 1000 records older than the retention, and sets both keys to
-// expire a retention after this put.
+// putReplyScript: KEYS: lease, reply; ARGV: lease value, msgid, record stamped with the put time ("<unix
+// ms>:<record>"). The cheapest fenced write there is (the lease check and one HSET): a reply record is
+// written on the way to every reply. Expiry is read from the stamp (Lookup) and swept by MarkDone, which also
+// keeps the hash expiring a retention after the account's last done mark.
 var putReplyScript = goredis.NewScript(`
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ret = tonumber(ARGV[2])
-local old = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now - ret, 'LIMIT', 0, 1000)
-if #old > 0 then
-  redis.call('HDEL', KEYS[2], unpack(old))
-  redis.call('ZREM', KEYS[3], unpack(old))
-end
-redis.call('HSET', KEYS[2], ARGV[3], ARGV[4])
-redis.call('ZADD', KEYS[3], now, ARGV[3])
-redis.call('PEXPIRE', KEYS[2], ret)
-redis.call('PEXPIRE', KEYS[3], ret)
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
 return 1
 `)
 
@@ -70,8 +62,8 @@ func (l *lease) SetMeta(ctx context.Context, name, value string) error {
 	return l.write(ctx, "set "+name, setScript, []string{l.s.acct(l.key, "meta")}, name, value)
 }
 
-// PutReply implements cursor.Lease: HSET of <prefix>{<key>}:reply and ZADD of its age to
-// <prefix>{<key>}:reply_at (server time), in a fenced script that also drops expired records.
+// PutReply implements cursor.Lease: HSET of <prefix>{<key>}:reply, the record stamped with this process's
+// clock, in a fenced script.
 func (l *lease) PutReply(ctx context.Context, msgID string, rec []byte) error {
 	if err := checkMsgIDs([]string{msgID}); err != nil {
 		return err
@@ -79,8 +71,9 @@ func (l *lease) PutReply(ctx context.Context, msgID string, rec []byte) error {
 	if len(rec) == 0 || len(rec) > cursor.MaxReplyLen {
 		return fmt.Errorf("%w: reply record is %d bytes, want 1 to %d", cursor.ErrInvalidArgument, len(rec), cursor.MaxReplyLen)
 	}
-	return l.write(ctx, "put reply", putReplyScript, []string{l.s.acct(l.key, "reply"), l.s.acct(l.key, "reply_at")},
-		l.s.retention.Milliseconds(), msgID, rec)
+	stamped := strconv.AppendInt(make([]byte, 0, len(rec)+21), time.Now().UnixMilli(), 10)
+	stamped = append(append(stamped, ':'), rec...)
+	return l.write(ctx, "put reply", putReplyScript, []string{l.s.acct(l.key, "reply")}, msgID, stamped)
 }
 
 // MarkDone implements cursor.Lease: Dedup.MarkDone's script, fenced. More than 1000 msgids take one script

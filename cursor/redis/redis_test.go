@@ -58,7 +58,7 @@ func testKeyLayout(t *testing.T, b *backend) {
 	require.NoError(t, l.SetMeta(ctx, "history_before", "1"))
 	require.NoError(t, l.PutReply(ctx, "m2", []byte("r")))
 	want := []string{"{wk}:cursor", "{wk}:done", "{wk}:lease", "{wk}:fence", "{wk}:meta", "{wk}:reply",
-		"{wk}:reply_at", "accounts", "token:tok"}
+		"accounts", "token:tok"}
 	for i := range want {
 		want[i] = p + want[i]
 	}
@@ -68,7 +68,7 @@ func testKeyLayout(t *testing.T, b *backend) {
 	if c, ok := b.admin.(*goredis.ClusterClient); ok {
 		slot, err := c.ClusterKeySlot(ctx, p+"{wk}:cursor").Result()
 		require.NoError(t, err)
-		for _, k := range want[:7] {
+		for _, k := range want[:6] { // the account's keys
 			got, err := c.ClusterKeySlot(ctx, k).Result()
 			require.NoError(t, err)
 			require.Equal(t, slot, got, k)
@@ -135,7 +135,8 @@ func testDedupSetIsBounded(t *testing.T, b *backend) {
 	require.Zero(t, exists, "an idle account leaves nothing behind")
 }
 
-// Reply records are trimmed by PutReply once expired, deleted by MarkDone, and expire with an idle account.
+// Reply records are deleted by MarkDone, not returned by Lookup once older than the retention, swept by
+// MarkDone when many have piled up, and expire with an idle account.
 func testReplyRecordsBounded(t *testing.T, b *backend) {
 	ctx := context.Background()
 	c, p, s := newBoundedStore(t, b)
@@ -151,24 +152,30 @@ func testReplyRecordsBounded(t *testing.T, b *backend) {
 	require.NoError(t, err)
 	require.Equal(t, int64(48), n, "MarkDone deletes the records of its msgids")
 	requireExpiry(t, c, p+"{wk}:reply", retention)
-	requireExpiry(t, c, p+"{wk}:reply_at", retention)
 
 	time.Sleep(retention + 100*time.Millisecond)
-	exists, err := c.Exists(ctx, p+"{wk}:reply", p+"{wk}:reply_at").Result()
+	exists, err := c.Exists(ctx, p+"{wk}:reply").Result()
 	require.NoError(t, err)
 	require.Zero(t, exists, "an idle account leaves no records behind")
 
-	for i := range 50 {
-		require.NoError(t, l.PutReply(ctx, fmt.Sprintf("mid-%d", i), []byte("r")))
-	}
+	require.NoError(t, l.PutReply(ctx, "stale", []byte("r")))
 	time.Sleep(retention + 100*time.Millisecond)
-	require.NoError(t, l.PutReply(ctx, "new", []byte("r")))
+	st, err := s.Lookup(ctx, "wk", "stale")
+	require.NoError(t, err)
+	require.Nil(t, st[0].Reply, "a record older than the retention is not returned")
+
+	const many = 4200 // past the sweep threshold
+	pipe := c.Pipeline()
+	for i := range many {
+		pipe.HSet(ctx, p+"{wk}:reply", fmt.Sprintf("swept-%d", i), "1:r") // stamped long ago
+	}
+	_, err = pipe.Exec(ctx)
+	require.NoError(t, err)
+	require.NoError(t, l.PutReply(ctx, "fresh", []byte("r")))
+	require.NoError(t, l.MarkDone(ctx, "other"))
 	n, err = c.HLen(ctx, p+"{wk}:reply").Result()
 	require.NoError(t, err)
-	require.Equal(t, int64(1), n, "PutReply drops the expired records")
-	n, err = c.ZCard(ctx, p+"{wk}:reply_at").Result()
-	require.NoError(t, err)
-	require.Equal(t, int64(1), n)
+	require.Equal(t, int64(1), n, "MarkDone sweeps the expired records once they pile up")
 }
 
 // Batches above one script call are pipelined; after SCRIPT FLUSH (or a restart) the scripts are reloaded.
