@@ -1,0 +1,166 @@
+package kf
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxkf/wxkf/cursor/redis"
+	"github.com/wxkf/wxkf/cursor/redis/redistest"
+	"github.com/wxkf/wxkf/kf/kftest"
+)
+
+// Two corps in one process: two Channels on two callback paths of one mux, sharing one Redis with
+// keys namespaced by corp. Each answers its own customers, and neither sees the other's state.
+func TestTwoCorpsOneRedis(t *testing.T) {
+	t.Parallel()
+	addr, _, _ := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	mux := http.NewServeMux()
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+	type corp struct {
+		srv *kftest.Server
+		ch  *Channel
+		url string
+	}
+	var corps []corp
+	for i, id := range []string{"wwcorpa0000000001", "wwcorpb0000000002"} {
+		srv := kftest.NewServer(kftest.WithCorpID(id), kftest.WithSeed(int64(i+1)))
+		t.Cleanup(srv.Close)
+		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+			WithStores(redis.New(rdb, redis.WithPrefix("wxkf:"+id+":"))), WithClientOptions(WithBaseURL(srv.URL())))
+		require.NoError(t, err)
+		ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+			return r.Text(ctx, id+" says: "+m.Text.Content)
+		})
+		path := "/wxkf/" + id + "/"
+		mux.Handle(path, ch)
+		t.Cleanup(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			_ = ch.Shutdown(ctx)
+		})
+		corps = append(corps, corp{srv, ch, hs.URL + path})
+	}
+	for round := range 3 {
+		for _, c := range corps {
+			c.srv.AddText("same-customer-name", fmt.Sprintf("hello %d", round))
+			require.NoError(t, c.srv.Notify(context.Background(), c.url, c.srv.OpenKfID()))
+		}
+		time.Sleep(1100 * time.Millisecond) // a later second: a fresh quota for the next round
+	}
+	for _, c := range corps {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sent, err := c.srv.WaitSentTo(ctx, c.srv.OpenKfID(), "same-customer-name", 3)
+		cancel()
+		require.NoError(t, err)
+		for i, s := range sent {
+			assert.Equal(t, fmt.Sprintf("%s says: hello %d", c.srv.CorpID(), i), s.Text)
+		}
+	}
+	keys, err := rdb.Keys(context.Background(), "*").Result()
+	require.NoError(t, err)
+	for _, k := range keys {
+		assert.True(t, strings.HasPrefix(k, "wxkf:wwcorpa0000000001:") || strings.HasPrefix(k, "wxkf:wwcorpb0000000002:"), k)
+	}
+}
+
+// Two replicas on a 3-master Redis Cluster, callbacks spread over them: every customer message is
+// answered exactly once, in order.
+func TestTwoReplicasOnRedisCluster(t *testing.T) {
+	t.Parallel()
+	addrs := redistest.StartCluster(t)
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	var reps []*env
+	for range 2 {
+		rdb := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
+		t.Cleanup(func() { _ = rdb.Close() })
+		e := &env{t: t, srv: srv, dir: t.TempDir()}
+		e.start(WithStores(redis.New(rdb, redis.WithPrefix("cluster:"))), WithLeaseTTL(2*time.Second))
+		e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, m.Text.Content) })
+		reps = append(reps, e)
+	}
+	want := map[string][]string{}
+	for i := range 4 {
+		for c := range 6 {
+			u := fmt.Sprintf("k%d", c)
+			text := fmt.Sprintf("%s-%d", u, i)
+			want[u] = append(want[u], text)
+			srv.AddText(u, text)
+			require.NoError(t, srv.Notify(context.Background(), reps[rand.IntN(2)].url, srv.OpenKfID()))
+		}
+	}
+	for u, w := range want {
+		reps[0].waitTexts(u, w, 20*time.Second)
+	}
+}
+
+// BenchmarkManyAccounts runs one process with 2,000 accounts of 3 customers each, one callback per
+// account: all answered. It reports the goroutines and heap while the accounts are idle again, per
+// idle account, and the peak RSS (maxrss) of the process.
+func BenchmarkManyAccounts(b *testing.B) {
+	const accounts, customers = 2000, 3
+	for b.Loop() {
+		srv := kftest.NewServer()
+		var ids []string
+		for i := range accounts {
+			ids = append(ids, srv.AddAccount(fmt.Sprintf("account %d", i)))
+		}
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		goBefore := runtime.NumGoroutine()
+		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+			WithStateDir(b.TempDir()), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(64))
+		if err != nil {
+			b.Fatal(err)
+		}
+		ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, "ok") })
+		goIdle := runtime.NumGoroutine()
+		hs := httptest.NewServer(ch)
+		for _, id := range ids {
+			for c := range customers {
+				srv.AddMessage(kftest.Message{OpenKfID: id, ExternalUserID: fmt.Sprintf("u%d", c), MsgType: "text", Body: map[string]string{"content": "hi"}})
+			}
+			if err := srv.Notify(context.Background(), hs.URL, id); err != nil {
+				b.Fatal(err)
+			}
+		}
+		deadline := time.Now().Add(5 * time.Minute)
+		for ch.Stats().Handled < accounts*customers {
+			if time.Now().After(deadline) {
+				b.Fatalf("handled %d", ch.Stats().Handled)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		for ch.Stats().LeasesHeld > 0 { // every account idle again
+			time.Sleep(10 * time.Millisecond)
+		}
+		hs.CloseClientConnections()
+		time.Sleep(200 * time.Millisecond)
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		goAfter := runtime.NumGoroutine()
+		b.ReportMetric(float64(goAfter-goIdle), "goroutines-idle-after")
+		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/accounts, "heap-B/idle-account")
+		b.ReportMetric(float64(len(srv.Sent())), "answered")
+		b.Logf("goroutines: %d before NewChannel, %d with the Channel idle, %d after %d accounts went idle", goBefore, goIdle, goAfter, accounts)
+		hs.Close()
+		_ = ch.Shutdown(context.Background())
+		srv.Close()
+	}
+}
