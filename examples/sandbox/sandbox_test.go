@@ -25,8 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wxkf/wxkf/cursor"
-	"github.com/wxkf/wxkf/internal/llm"
-	"github.com/wxkf/wxkf/internal/llm/llmtest"
+	"github.com/wxkf/wxkf/examples/llmtest"
 	"github.com/wxkf/wxkf/kf/kftest"
 	"github.com/wxkf/wxkf/media"
 )
@@ -688,9 +687,7 @@ func TestLLMModeStreamsIntoQuota(t *testing.T) {
 		}
 		return strings.TrimSpace(strings.Repeat(paragraph+"\n\n", 12)) // ~16 KB: more than 5 messages hold
 	})
-	c, err := llm.New(api.URL()+"/v1", "sk-test", "test-model")
-	require.NoError(t, err)
-	base := startSandbox(t, config{LLM: c})
+	base := startSandbox(t, config{LLM: newLLMClient(api.URL()+"/v1", "sk-test", "test-model")})
 	s := openStream(t, base)
 	snap := s.waitEvent(func(e event) bool { return e.Reset != nil }, "snapshot")
 	assert.Equal(t, "llm", snap.Reset.Info.Mode)
