@@ -16,7 +16,7 @@ const MenuIDHandoff = "handoff"
 //
 //	menu, err := rt.Menu("请选择：").
 //		Click("hours", "营业时间", hours).
-//		Handoff("转人工", "").
+//		Handoff("转人工", "", "正在为您转接人工客服…").
 //		Build("")
 type MenuBuilder struct {
 	rt     *Router
@@ -50,14 +50,14 @@ func (b *MenuBuilder) Click(id, label string, h Handler) *MenuBuilder {
 }
 
 // Handoff adds a click item showing label (such as "转人工") whose handler is
-// HandoffHandler(servicerUserID, ""): it moves the session to that servicer, or to the queue when
-// servicerUserID is empty or the servicer cannot take it.
-func (b *MenuBuilder) Handoff(label, servicerUserID string) *MenuBuilder {
+// HandoffHandler(servicerUserID, notice): it sends notice (unless empty), then moves the session to
+// that servicer, or to the queue when servicerUserID is empty or the servicer cannot take it.
+func (b *MenuBuilder) Handoff(label, servicerUserID, notice string) *MenuBuilder {
 	id := MenuIDHandoff
 	if servicerUserID != "" {
 		id += "." + servicerUserID
 	}
-	return b.Click(id, label, HandoffHandler(servicerUserID, ""))
+	return b.Click(id, label, HandoffHandler(servicerUserID, notice))
 }
 
 // Item adds any other item as it is: MenuView, MenuMiniProgram, MenuText, or a MenuClick whose id

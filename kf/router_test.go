@@ -112,7 +112,7 @@ func TestMenuBuilder(t *testing.T) {
 	menu, err := rt.Menu("请选择：").
 		Click("hours", "营业时间", say("9:00-18:00")).
 		Item(kf.MenuView("https://example.com/help", "帮助中心")).
-		Handoff("转人工", "").
+		Handoff("转人工", "", "").
 		Build("（点击选项）")
 	require.NoError(t, err)
 	require.Len(t, menu.List, 3)
@@ -176,7 +176,7 @@ func ExampleRouter() {
 	rt.OnMsgType(kf.MsgTypeImage, say("收到图片"))
 	menu, _ := rt.Menu("您好，请选择：").
 		Click("hours", "营业时间", say("每天 9:00-18:00")).
-		Handoff("转人工", "").
+		Handoff("转人工", "", "").
 		Build("")
 	rt.Default(func(ctx context.Context, m *kf.Message, r kf.Replier) error { return r.Menu(ctx, menu) })
 	// ch.OnMessage(rt.Handle)
