@@ -174,3 +174,42 @@ func TestEndSession(t *testing.T) {
 	st, _ = e.srv.ServiceState(kfid, "eve")
 	assert.Equal(t, kftest.StateEnded, st)
 }
+
+// A crash after the survey went out, before the event was marked done: the replayed event does not
+// send it again (the code is single use, the msgid the same).
+func TestSessionEndCrashReplay(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t)
+	surveyBot(t, e)
+	stuck := make(chan struct{}, 1)
+	e.ch.OnEvent(func(ctx context.Context, m *Message, r Replier) error {
+		if m.Event != nil && m.Event.EventType == EventSessionStatusChange {
+			stuck <- struct{}{}
+			<-ctx.Done() // the process dies here, the event not done
+		}
+		return ctx.Err()
+	})
+	e.srv.AddText("ann", "hi")
+	e.srv.SetServiceState(e.srv.OpenKfID(), "ann", kftest.StateServicer, "zhangsan")
+	e.srv.EndSessionByServicer(e.srv.OpenKfID(), "ann")
+	e.notify()
+	<-stuck
+	require.Len(t, onEventSends(e, "ann"), 1)
+	e.crashAndRestart()
+	replayed := make(chan struct{}, 1)
+	surveyBot(t, e)
+	e.ch.OnEvent(func(ctx context.Context, m *Message, r Replier) error {
+		if m.Event != nil && m.Event.EventType == EventSessionStatusChange {
+			replayed <- struct{}{}
+		}
+		return nil
+	})
+	select {
+	case <-replayed:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event was not replayed")
+	}
+	e.settle()
+	assert.Len(t, onEventSends(e, "ann"), 1, "the survey once")
+	assert.Equal(t, 2, e.srv.Calls(pathSendOnEvent))
+}
