@@ -35,23 +35,12 @@ type Stores interface {
 
 // Hook signatures.
 type (
-	// MessageHandler answers one customer message (origin 3). It is called in order per customer
-	// and concurrently across customers. Its replies go through r. What it returns decides what
-	// becomes of the message:
-	//   - nil, or a *ReplyError or ErrReplySuperseded from r: done;
-	//   - a transient failure (WeCom busy, rate or concurrency limit, a network error of r or of
-	//     the handler's own calls, ctx's deadline) or Retry/RetryAfter: run again later, with
-	//     backoff, until the retry horizon (WithRetryHorizon); a send that failed transiently
-	//     counts even if the handler ignored it. A rerun cannot duplicate or mix a reply (see
-	//     Replier);
-	//   - anything else, a panic, or the horizon passed: the dead-letter hook (OnDeadLetter), then
-	//     done.
-	// ctx ends when the handler timeout passes, when the Channel stops hard, and when this replica
-	// loses the account's lease (another replica handles the message then).
-	MessageHandler func(ctx context.Context, m *Message, r Replier) error
-	// EventHandler sees events (origin 4) and human servicers' messages (origin 5), in order per
-	// customer. r can reply (subject to the same rules) where WeCom allows it.
-	EventHandler func(ctx context.Context, m *Message, r Replier) error
+	// MessageHandler is Handler, the name OnMessage's handler type had before Handler existed.
+	MessageHandler = Handler
+	// EventHandler is Handler: OnEvent's handler sees events (origin 4) and human servicers'
+	// messages (origin 5), in order per customer. r can reply (subject to the same rules) where
+	// WeCom allows it.
+	EventHandler = Handler
 	// WelcomeHandler returns the welcome for an enter_session event carrying a welcome_code: a
 	// *Text or *Menu that the Channel sends with send_msg_on_event inside the code's 20 s window.
 	// Nil content sends nothing.
@@ -84,6 +73,8 @@ type Channel struct {
 	onWelcome  atomic.Pointer[WelcomeHandler]
 	onCallback atomic.Pointer[CallbackHandler]
 	onDead     atomic.Pointer[DeadLetterHandler]
+	onEnd      atomic.Pointer[SessionEndHandler]
+	mw         atomic.Pointer[[]Middleware]
 	ready      chan struct{} // closed by the first hook: nothing is pulled before
 	readyOnce  sync.Once
 	dupWording sync.Once

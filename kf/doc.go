@@ -76,6 +76,15 @@
 // trusted only for messages older than what it was learned from: a newer customer message gets a
 // fresh look (service_state/get), and a 95018 is told apart from "48 h passed" the same way.
 //
+// # Building a bot
+//
+// Optional pieces on top of OnMessage, each a Handler or a Middleware: Router dispatches by menu
+// click, keyword, pattern, msgtype and event type, and builds msgmenu contents whose clicks route
+// back to it (with a 转人工 item, HandoffHandler); Channel.Use wraps the hooks in Middleware such as
+// Logging and RateLimit; Replier.Stream sends a language model's answer while it is generated,
+// within the quota and the rerun rules; OnSessionEnd and EndSession send a closing message or a
+// survey with the session's msg_code; Recorder tests a handler without a server.
+//
 // # Scaling out
 //
 // Several replicas behind a load balancer share one Redis: pass cursor/redis's store with

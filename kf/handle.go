@@ -3,6 +3,7 @@ package kf
 import (
 	"context"
 	"errors"
+	"runtime/debug"
 	"time"
 
 	"github.com/wxkf/wxkf/cursor"
@@ -264,7 +265,7 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 	var pe *panicError
 	switch {
 	case errors.As(cause, &pe):
-		ch.log.Error("wxkf: handler panicked", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID, "err", cause)
+		ch.log.Error("wxkf: handler panicked", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID, "err", cause, "stack", string(pe.stack))
 		return outcomeDeadLetter, cause
 	case transient(cause):
 		if ch.now().Sub(it.first) >= ch.cfg.retryHorizon {
@@ -380,7 +381,7 @@ func (ch *Channel) runHooks(ctx context.Context, m *Message, r *replier) error {
 		if *h == nil {
 			return nil
 		}
-		return safeCall(ctx, r, m, *h)
+		return safeCall(ctx, r, m, ch.wrap(*h))
 	}
 	// Events (origin 4), human servicers' messages (origin 5), anything else.
 	if m.Event != nil {
@@ -389,18 +390,19 @@ func (ch *Channel) runHooks(ctx context.Context, m *Message, r *replier) error {
 			ch.welcome(ctx, m)
 		case EventSessionStatusChange:
 			ch.states.forget(customerKey(m.OpenKfID, customerOf(m)))
+			ch.sessionEnded(ctx, m)
 		}
 	}
 	if h := ch.onEvent.Load(); h != nil && *h != nil {
-		return safeCall(ctx, r, m, MessageHandler(*h))
+		return safeCall(ctx, r, m, ch.wrap(*h))
 	}
 	return nil
 }
 
-func safeCall(ctx context.Context, r Replier, m *Message, h MessageHandler) (err error) {
+func safeCall(ctx context.Context, r Replier, m *Message, h Handler) (err error) {
 	defer func() {
 		if v := recover(); v != nil {
-			err = &panicError{v}
+			err = &panicError{v: v, stack: debug.Stack()}
 		}
 	}()
 	return h(ctx, m, r)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"strconv"
 	"strings"
 	"time"
@@ -61,6 +62,20 @@ type Replier interface {
 	Location(ctx context.Context, l *Location) error
 	// Send sends any Content as one message.
 	Send(ctx context.Context, c Content) error
+	// Stream sends a text that arrives in pieces (a language model's answer) while it arrives:
+	// each finished paragraph goes out as soon as it is long enough to be worth a message, or a
+	// full 2048-byte message when more than that is waiting, but only while more than one message
+	// of the quota is left. The last one is kept for the remainder, which is sent when deltas ends
+	// and cut with the truncation marker if it needs more (a *ReplyError then says so). No cut
+	// falls inside a grapheme cluster. A rerun replays what an earlier run streamed, and once its
+	// text differs from that run's, sends no part of its own (ErrReplySuperseded): the customer
+	// never gets parts of two answers.
+	//
+	// A delta with a non-nil error ends the stream: what was sent stays sent, the rest is dropped,
+	// and Stream returns a *StreamError (the kept message is then free for an apology). Stream
+	// stops reading deltas when a send fails or the quota cannot carry more text, as range-over-func
+	// allows. See StreamError for the details.
+	Stream(ctx context.Context, deltas iter.Seq2[string, error]) error
 	// QuotaLeft is how many more messages this customer may get before writing again (0..5).
 	QuotaLeft() int
 	// Ready reports, without sending, whether a reply could go out now: nil, or the *ReplyError a
@@ -189,8 +204,19 @@ type replier struct {
 
 func (ch *Channel) newReplier(it *item, s *session, m *Message) *replier {
 	u := customerOf(m)
-	return &replier{ch: ch, s: s, it: it, m: m, recKey: it.m.MsgID, openKfID: m.OpenKfID, user: u,
+	r := &replier{ch: ch, s: s, it: it, m: m, recKey: it.m.MsgID, openKfID: m.OpenKfID, user: u,
 		key: customerKey(m.OpenKfID, u), rec: it.rec}
+	// What an earlier run sent counts against the quota in this process too (a new process after a
+	// crash has not seen those sends): when they were sent cannot be told, so they count against
+	// the customer's newest window, as any send of unknown order does.
+	for _, c := range it.rec.Calls {
+		for _, p := range c.Parts {
+			if p.Sent {
+				ch.quota.take(r.key, p.ID)
+			}
+		}
+	}
+	return r
 }
 
 func (r *replier) QuotaLeft() int { return r.ch.quota.left(r.key) }
@@ -300,6 +326,7 @@ func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx cont
 			"open_kfid", r.openKfID, "msgid", r.recKey)
 		return ErrReplySuperseded
 	}
+	r.call = idx // a new call takes its index only once it is recorded
 	contents, cut, err := build(ctx, r.QuotaLeft())
 	if err != nil {
 		return err
@@ -326,16 +353,13 @@ func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx cont
 			r.rec.Covers = append(r.rec.Covers, bm.MsgID) // a rerun answers the same burst
 		}
 	}
-	// A call of several messages is recorded before its first send, so that a rerun completes it.
-	// A call of one message needs no record before it: a rerun that sends its own message under the
-	// same msgid finds it refused as a repeat on the first attempt, and stops there (see
-	// errUnknownEarlierReply); the record written once it is accepted spares the rerun even that.
-	if len(call.Parts) > 1 || len(r.rec.Covers) > 0 {
-		if err := r.persist(ctx); err != nil {
-			r.rec.Calls = r.rec.Calls[:idx]
-			return err
-		}
+	// The call is recorded before its first send, so that a rerun completes it rather than send
+	// its own answer.
+	if err := r.persist(ctx); err != nil {
+		r.rec.Calls = r.rec.Calls[:idx]
+		return err
 	}
+	r.call++
 	if err := r.sendRecorded(ctx, idx); err != nil {
 		var re *ReplyError
 		if cut != nil && errors.As(err, &re) {
@@ -404,6 +428,12 @@ func (r *replier) sendRecorded(ctx context.Context, idx int) error {
 		}
 		sent++
 		p.Sent = true
+		if i == total-1 {
+			// The call's last message: its mark rides on the next call's record, or the done mark
+			// ends the record. A rerun in between sends it again, and WeCom refuses the repeat
+			// (which counts as sent): one store write per reply saved.
+			break
+		}
 		if err := r.persist(ctx); err != nil && errors.Is(err, cursor.ErrLeaseLost) {
 			return err
 		}
@@ -511,7 +541,13 @@ func (r *replier) Text(ctx context.Context, s string) error {
 	if s == "" {
 		return nil
 	}
-	return r.do(ctx, "text", callHash("text", []byte(s)), func(_ context.Context, left int) ([]Content, *ReplyError, error) {
+	return r.do(ctx, "text", callHash("text", []byte(s)), r.textParts(s))
+}
+
+// textParts builds the messages of text s: split at 2048 bytes, fitted into what is left of the
+// quota (cut with the truncation marker when it needs more).
+func (r *replier) textParts(s string) func(context.Context, int) ([]Content, *ReplyError, error) {
+	return func(_ context.Context, left int) ([]Content, *ReplyError, error) {
 		if !utf8.ValidString(s) {
 			return nil, nil, fmt.Errorf("%w: text is not valid UTF-8", ErrInvalidArgument)
 		}
@@ -535,7 +571,7 @@ func (r *replier) Text(ctx context.Context, s string) error {
 			contents[i] = NewText(p)
 		}
 		return contents, cut, nil
-	})
+	}
 }
 
 // upload uploads data as kind. Callers check the quota first, so a reply that cannot be sent

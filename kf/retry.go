@@ -99,8 +99,11 @@ func retryAfter(err error) time.Duration {
 	return 0
 }
 
-// panicError is a handler's panic, turned into an error.
-type panicError struct{ v any }
+// panicError is a handler's panic, turned into an error, with the stack it panicked on (logged).
+type panicError struct {
+	v     any
+	stack []byte
+}
 
 func (p *panicError) Error() string { return fmt.Sprintf("kf: handler panicked: %v", p.v) }
 

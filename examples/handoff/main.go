@@ -1,8 +1,9 @@
-// Command handoff is a bot that hands the customer to a human (转人工): when the customer writes
-// "人工" or "转人工" (or clicks the menu item offered in the welcome), the bot says so and moves the
-// session to a servicer (state 3) or, without one, to the queue (state 2). While a human has the
-// session the bot stays quiet; when the session comes back (ended by the servicer, or returned to
-// the bot) it answers again.
+// Command handoff is a bot that hands the customer to a human (转人工), built on kf.Router: when the
+// customer writes "人工" or "转人工" (keyword routes) or clicks the 转人工 item of the welcome menu
+// (a menu built with Router.Menu, whose click routes back to kf.HandoffHandler), the bot says so
+// and moves the session to a servicer (state 3) or, without one, to the queue (state 2). While a
+// human has the session the bot stays quiet; when the session comes back (ended by the servicer,
+// or returned to the bot) it answers again.
 //
 //	WECHATCOM_CORP_ID=ww… WECHATCOM_KF_SECRET=… WECHATCOM_KF_TOKEN=… WECHATCOM_KF_AES_KEY=… \
 //	HANDOFF_SERVICER=zhangsan go run ./examples/handoff
@@ -19,7 +20,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
@@ -54,19 +54,39 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 	return serveUntil(ctx, cfg.Addr(), h, ch, log)
 }
 
+// Texts the bot sends.
+const (
+	noticeHandoff = "正在为您转接人工客服…"
+	sorryHandoff  = "抱歉，暂时无法转接人工客服，请稍后再试。"
+)
+
 // newApp creates the Channel, installs the bot on it and mounts it at /wxkf/.
 func newApp(cfg kf.Config, servicer string, log *slog.Logger, opts ...kf.ChannelOption) (http.Handler, *kf.Channel, error) {
 	ch, err := kf.NewChannel(cfg, append(opts, kf.WithChannelLogger(log))...)
 	if err != nil {
 		return nil, nil, err
 	}
-	b := &bot{servicer: servicer, log: log}
-	ch.OnMessage(b.onMessage)
-	ch.OnEvent(b.onEvent)
-	ch.OnWelcome(func(ctx context.Context, m *kf.Message) (kf.Content, error) {
-		// Clicking the item sends "转人工" back as a text message (with menu_id "handoff").
-		return kf.NewMenu("您好，我是机器人助手，有问题请直接问我。", []kf.MenuItem{kf.MenuClick("handoff", "转人工")}, ""), nil
-	})
+	b := &bot{log: log}
+	rt := kf.NewRouter()
+	// The welcome menu's 转人工 item: clicking it sends "转人工" back with the item's click id,
+	// which the router hands to kf.HandoffHandler (the session goes to the servicer, or the queue).
+	welcome, err := rt.Menu("您好，我是机器人助手，有问题请直接问我。").
+		Handoff("转人工", servicer, noticeHandoff).
+		Build("")
+	if err != nil {
+		return nil, nil, err
+	}
+	// Typing it works too; a failed handoff is told to the customer.
+	handoff := kf.Chain(kf.HandoffHandler(servicer, noticeHandoff), b.sorryIfFailed)
+	rt.OnKeyword("人工", handoff)
+	rt.OnKeyword("转人工", handoff)
+	rt.Default(b.answer)
+	rt.OnEvent(kf.EventSessionStatusChange, b.sessionChanged)
+	rt.Use(b.quiet)
+
+	ch.OnWelcome(func(ctx context.Context, m *kf.Message) (kf.Content, error) { return welcome, nil })
+	ch.OnEvent(rt.Handle)
+	ch.OnMessage(rt.Handle)
 	mux := http.NewServeMux()
 	mux.Handle("/wxkf/", ch)
 	mux.Handle("/wxkf", ch)
@@ -74,68 +94,46 @@ func newApp(cfg kf.Config, servicer string, log *slog.Logger, opts ...kf.Channel
 }
 
 type bot struct {
-	servicer string // userid to hand to; "" = the queue
-	log      *slog.Logger
+	log *slog.Logger
 }
 
-func wantsHuman(text string) bool {
-	text = strings.TrimSpace(text)
-	return text == "人工" || text == "转人工"
+// answer is the bot's reply to anything else.
+func (b *bot) answer(ctx context.Context, m *kf.Message, r kf.Replier) error {
+	return r.Text(ctx, "我是机器人助手，暂时只会复述："+describe(m)+"\n需要人工服务请回复“人工”。")
 }
 
-func (b *bot) onMessage(ctx context.Context, m *kf.Message, r kf.Replier) error {
-	if m.Text != nil && wantsHuman(m.Text.Content) {
-		if err := r.Text(ctx, "正在为您转接人工客服…"); err != nil {
-			return b.quiet(m, err) // already with a human or queued: nothing to do
-		}
-		if err := b.handoff(ctx, m, r); err != nil {
-			b.log.Warn("handoff failed", "customer", m.ExternalUserID, "err", err)
-			return r.Text(ctx, "抱歉，暂时无法转接人工客服，请稍后再试。")
-		}
-		return nil
-	}
-	answer := "我是机器人助手，暂时只会复述：" + describe(m) + "\n需要人工服务请回复“人工”。"
-	return b.quiet(m, r.Text(ctx, answer))
-}
-
-// handoff moves the session to the servicer, or to the queue when there is none or they are not
-// receiving (95019) or not activated (95014).
-func (b *bot) handoff(ctx context.Context, m *kf.Message, r kf.Replier) error {
-	if b.servicer != "" {
-		err := r.Handoff(ctx, b.servicer)
-		if err == nil {
-			b.log.Info("handed to servicer", "customer", m.ExternalUserID, "servicer", b.servicer)
-			return nil
-		}
-		if !errors.Is(err, kf.ErrServicerNotReceiving) && !errors.Is(err, kf.ErrServicerNotActivated) {
+// sorryIfFailed tells the customer when the handoff failed (WeCom refused or was unreachable).
+func (b *bot) sorryIfFailed(next kf.Handler) kf.Handler {
+	return func(ctx context.Context, m *kf.Message, r kf.Replier) error {
+		err := next(ctx, m, r)
+		var re *kf.ReplyError
+		if err == nil || errors.As(err, &re) {
 			return err
 		}
-		b.log.Warn("servicer unavailable, queueing instead", "servicer", b.servicer, "err", err)
+		b.log.Warn("handoff failed", "customer", m.ExternalUserID, "err", err)
+		return r.Text(ctx, sorryHandoff)
 	}
-	if err := r.Handoff(ctx, ""); err != nil {
+}
+
+// quiet turns the Replier's refusal to send while a human servicer has the session (state 3) or it
+// waits in the queue (state 2) into silence: that is the bot doing its job, not a failure.
+func (b *bot) quiet(next kf.Handler) kf.Handler {
+	return func(ctx context.Context, m *kf.Message, r kf.Replier) error {
+		err := next(ctx, m, r)
+		if errors.Is(err, kf.ErrHumanServicer) || errors.Is(err, kf.ErrSessionQueued) {
+			b.log.Info("session is with a human: the bot stays quiet", "customer", m.ExternalUserID)
+			return nil
+		}
 		return err
 	}
-	b.log.Info("queued for a servicer", "customer", m.ExternalUserID)
-	return nil
 }
 
-// quiet turns the Replier's refusal to send while a human has the session (state 3) or it waits
-// in the queue (state 2) into silence: that is the bot doing its job, not a failure.
-func (b *bot) quiet(m *kf.Message, err error) error {
-	if errors.Is(err, kf.ErrHumanServicer) || errors.Is(err, kf.ErrSessionQueued) {
-		b.log.Info("session is with a human: the bot stays quiet", "customer", m.ExternalUserID)
-		return nil
-	}
-	return err
-}
-
-// onEvent logs session changes. The Channel also drops its cached session state on them, so the
-// bot's next reply sees the new state at once.
-func (b *bot) onEvent(ctx context.Context, m *kf.Message, r kf.Replier) error {
-	if ev := m.Event; ev != nil && ev.EventType == kf.EventSessionStatusChange {
-		b.log.Info("session_status_change", "customer", ev.ExternalUserID, "change", ev.ChangeType.String(),
-			"old_servicer", ev.OldServicerUserID, "new_servicer", ev.NewServicerUserID)
-	}
+// sessionChanged logs session changes. The Channel also drops its cached session state on them, so
+// the bot's next reply sees the new state at once.
+func (b *bot) sessionChanged(ctx context.Context, m *kf.Message, r kf.Replier) error {
+	ev := m.Event
+	b.log.Info("session_status_change", "customer", ev.ExternalUserID, "change", ev.ChangeType.String(),
+		"old_servicer", ev.OldServicerUserID, "new_servicer", ev.NewServicerUserID)
 	return nil
 }
 

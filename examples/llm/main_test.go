@@ -12,15 +12,17 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/openai/openai-go/v3"
+	"github.com/openai/openai-go/v3/option"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxkf/wxkf/config"
-	"github.com/wxkf/wxkf/internal/llm"
-	"github.com/wxkf/wxkf/internal/llm/llmtest"
+	"github.com/wxkf/wxkf/examples/llmtest"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
 	"github.com/wxkf/wxkf/media"
@@ -36,25 +38,28 @@ type app struct {
 	logs  *syncBuffer
 }
 
-func newTestApp(t *testing.T, s settings) *app {
+func newTestApp(t *testing.T, s settings, opts ...kf.ChannelOption) *app {
 	t.Helper()
 	wecom := kftest.NewServer()
 	t.Cleanup(wecom.Close)
 	api := llmtest.NewServer(llmtest.WithAPIKey("sk-test"), llmtest.WithChunkRunes(5))
 	t.Cleanup(api.Close)
-	ai, err := llm.New(api.URL()+"/v1", "sk-test", "gpt-test")
-	require.NoError(t, err)
+	ai := openai.NewClient(option.WithBaseURL(api.URL()+"/v1"), option.WithAPIKey("sk-test"), option.WithMaxRetries(0))
 
 	cfg := &config.Config{CorpID: wecom.CorpID(), Secret: wecom.Secret(), Token: wecom.CallbackToken(),
 		AESKey: wecom.EncodingAESKey(), APIBase: wecom.URL(), CursorDir: t.TempDir(), SkipHistory: true}
-	opts, closeStores, err := cfg.ChannelOptions()
+	copts, closeStores, err := cfg.ChannelOptions()
 	require.NoError(t, err)
 	t.Cleanup(closeStores)
 	logs := &syncBuffer{}
 	if s.SystemPrompt == "" {
 		s.SystemPrompt = DefaultSystemPrompt
 	}
-	h, ch, err := newApp(cfg.KF(), ai, s, slog.New(slog.NewTextHandler(logs, nil)), opts...)
+	if s.Model == "" {
+		s.Model = "gpt-test"
+	}
+	mem := newLocalMemory(memoryTurns, memoryCustomers, memoryTTL)
+	h, ch, err := newApp(cfg.KF(), ai, mem, s, slog.New(slog.NewTextHandler(logs, nil)), append(copts, opts...)...)
 	require.NoError(t, err)
 	hs := httptest.NewServer(h)
 	t.Cleanup(func() {
@@ -128,13 +133,13 @@ func TestMemoryCarriesThePreviousTurn(t *testing.T) {
 	reqs := a.api.Requests()
 	require.Len(t, reqs, 3)
 	assert.True(t, reqs[1].Stream)
-	assert.Equal(t, []llm.Message{
+	assert.Equal(t, []llmtest.Message{
 		{Role: "system", Content: "你是测试助手。"},
 		{Role: "user", Content: "我叫小明"},
 		{Role: "assistant", Content: "答：我叫小明"},
 		{Role: "user", Content: "我叫什么？"},
 	}, reqs[1].Messages)
-	assert.Equal(t, []llm.Message{{Role: "system", Content: "你是测试助手。"}, {Role: "user", Content: "你好"}},
+	assert.Equal(t, []llmtest.Message{{Role: "system", Content: "你是测试助手。"}, {Role: "user", Content: "你好"}},
 		reqs[2].Messages, "another customer starts afresh")
 }
 
@@ -162,7 +167,7 @@ func TestVisionPassesTheImage(t *testing.T) {
 	a.say("dan", "是什么颜色？")
 	reqs = a.api.Requests()
 	require.Len(t, reqs, 2)
-	assert.Equal(t, llm.Message{Role: "user", Content: llm.ImagePlaceholder + " （客户发来一张图片）"}, reqs[1].Messages[1],
+	assert.Equal(t, llmtest.Message{Role: "user", Content: imagePlaceholder + " （客户发来一张图片）"}, reqs[1].Messages[1],
 		"memory keeps a placeholder, not the image")
 	assert.Empty(t, reqs[1].ImageTypes)
 }
@@ -181,29 +186,49 @@ func TestNotesForWhatTheModelCannotRead(t *testing.T) {
 	assert.Empty(t, a.api.Requests())
 }
 
-// When the model fails, the customer gets an apology and the turn is not remembered.
+// When the model fails and its failure does not pass, the customer gets an apology and the turn
+// is not remembered.
 func TestModelFailure(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, settings{})
 	a.api.SetFailure(&llmtest.Failure{Status: 429, Message: "Rate limit reached", Type: "requests"})
 	a.say("fay", "你好")
-	assert.Equal(t, []string{"抱歉，我暂时无法回答，请稍后再试。"}, a.sent("fay"))
+	assert.Equal(t, []string{sorryFailed}, a.sent("fay"))
 	assert.Contains(t, a.logs.String(), "Rate limit reached")
 
 	// Broken in the middle of an answer: what was sent stays, the half paragraph is dropped, the
-	// apology follows.
-	p1 := "第一段回答已经生成，它足够长，会先发出去。"
+	// apology follows in the message Stream kept.
+	p1 := "第一段回答已经生成，它足够长，会先发出去，后面的内容还在生成。"
 	a.api.SetFailure(&llmtest.Failure{Status: 200, Message: "overloaded", Partial: p1 + "\n\n第二段只生成了一半"})
 	a.say("fay", "再试一次")
 	sent := a.sent("fay")
 	require.Len(t, sent, 3)
 	assert.Equal(t, p1, sent[1])
-	assert.Equal(t, "抱歉，我暂时无法回答，请稍后再试。", sent[2])
+	assert.Equal(t, sorryFailed, sent[2])
 
 	a.api.SetFailure(nil)
 	a.say("fay", "现在呢？")
 	reqs := a.api.Requests()
 	assert.Len(t, reqs[len(reqs)-1].Messages, 2, "failed turns are not remembered: system + question")
+}
+
+// A model failure before any part was sent, while the question is fresh, is retried by the
+// Channel: the customer gets the answer of the rerun, and no apology.
+func TestModelFailureRetried(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, settings{RetryFor: time.Minute}, kf.WithRetryBackoff(20*time.Millisecond, 100*time.Millisecond))
+	var calls atomic.Int32
+	a.api.SetAnswer(func(r llmtest.Request) string { return "答：" + r.LastUser() })
+	a.api.SetFailure(&llmtest.Failure{Status: 503, Message: "overloaded"})
+	a.wecom.AddText("gil", "你好")
+	require.NoError(t, a.wecom.Notify(context.Background(), a.url, a.wecom.OpenKfID()))
+	require.Eventually(t, func() bool { return len(a.api.Requests()) >= 1 }, 5*time.Second, 5*time.Millisecond)
+	calls.Store(int32(len(a.api.Requests())))
+	a.api.SetFailure(nil)
+	require.Eventually(t, func() bool { return len(a.sent("gil")) == 1 }, 10*time.Second, 5*time.Millisecond, "logs:\n%s", a.logs)
+	assert.Equal(t, []string{"答：你好"}, a.sent("gil"))
+	assert.GreaterOrEqual(t, a.ch.Stats().Retries, int64(1))
+	assert.GreaterOrEqual(t, len(a.api.Requests()), 2)
 }
 
 // While a human servicer has the session (or it is queued), the bot sends nothing and does not
@@ -245,10 +270,12 @@ func TestRunNeedsAnLLM(t *testing.T) {
 
 	t.Setenv("LLM_SYSTEM_PROMPT", "")
 	t.Setenv("OPENAI_VISION", "")
-	assert.Equal(t, settings{SystemPrompt: DefaultSystemPrompt}, settingsFromEnv())
+	t.Setenv("OPENAI_MODEL", "")
+	assert.Equal(t, settings{Model: DefaultModel, SystemPrompt: DefaultSystemPrompt, RetryFor: time.Minute}, settingsFromEnv())
 	t.Setenv("LLM_SYSTEM_PROMPT", "be nice")
 	t.Setenv("OPENAI_VISION", "1")
-	assert.Equal(t, settings{SystemPrompt: "be nice", Vision: true}, settingsFromEnv())
+	t.Setenv("OPENAI_MODEL", "qwen-plus")
+	assert.Equal(t, settings{Model: "qwen-plus", SystemPrompt: "be nice", Vision: true, RetryFor: time.Minute}, settingsFromEnv())
 }
 
 func testPNG(t *testing.T, w, h int) []byte {

@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"strings"
 
-	"github.com/wxkf/wxkf/internal/llm"
 	"github.com/wxkf/wxkf/kf"
 )
 
@@ -19,7 +18,7 @@ type bot struct {
 	llm *llmBot // nil: echo mode
 }
 
-func newBot(sb *sandbox, c *llm.Client) *bot {
+func newBot(sb *sandbox, c *llmClient) *bot {
 	b := &bot{sb: sb}
 	if c != nil {
 		b.llm = newLLMBot(c)

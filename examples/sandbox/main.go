@@ -41,7 +41,7 @@ func main() {
 	cfg.Ready = func(url string) {
 		mode := "echo bot"
 		if cfg.LLM != nil {
-			mode = "LLM bot (" + cfg.LLM.Model() + ")"
+			mode = "LLM bot (" + cfg.LLM.model + ")"
 		}
 		fmt.Printf("wxkf sandbox: %s against an embedded fake WeCom\n  open %s  (Ctrl-C to stop)\n", mode, url)
 	}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/wxkf/wxkf/cursor"
-	"github.com/wxkf/wxkf/internal/llm"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
 	"github.com/wxkf/wxkf/media"
@@ -35,7 +34,7 @@ type config struct {
 	// Ready is called with the page URL once it is served.
 	Ready func(pageURL string)
 	// LLM answers text messages when set (see llm.go); nil makes the demo bot an echo bot.
-	LLM *llm.Client
+	LLM *llmClient
 	// ShutdownTimeout bounds the graceful stop (default 30 s).
 	ShutdownTimeout time.Duration
 
@@ -171,7 +170,7 @@ func newSandbox(cfg config, base, stateDir string) (*sandbox, error) {
 	info := infoView{OpenKfID: sb.srv.OpenKfID(), CorpID: sb.srv.CorpID(), Mode: "echo", Callback: sb.cbURL,
 		FFmpeg: sb.ffmpeg != nil}
 	if cfg.LLM != nil {
-		info.Mode, info.Model = "llm", cfg.LLM.Model()
+		info.Mode, info.Model = "llm", cfg.LLM.model
 	}
 	sb.hub = newHub(info)
 	// Everything the SDK logs also goes to the page, as "sdk" lines.

@@ -25,8 +25,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/wxkf/wxkf/cursor"
-	"github.com/wxkf/wxkf/internal/llm"
-	"github.com/wxkf/wxkf/internal/llm/llmtest"
+	"github.com/wxkf/wxkf/examples/llmtest"
 	"github.com/wxkf/wxkf/kf/kftest"
 	"github.com/wxkf/wxkf/media"
 )
@@ -491,6 +490,7 @@ func TestFaultsAreSurvived(t *testing.T) {
 	s.waitChats("gina", "out", "bot", 1)
 
 	mustPost(t, base+"/api/fault", map[string]string{"action": "expire_token"})
+	time.Sleep(quotaPace)
 	mustPost(t, base+"/api/send", sendRequest{User: "gina", Text: "two"})
 	out := s.waitChats("gina", "out", "bot", 2)
 	assert.Equal(t, "two", out[1].Text)
@@ -499,6 +499,7 @@ func TestFaultsAreSurvived(t *testing.T) {
 
 	mustPost(t, base+"/api/fault", map[string]string{"action": "busy_on"})
 	for i := range 4 {
+		time.Sleep(quotaPace)
 		mustPost(t, base+"/api/send", sendRequest{User: "gina", Text: fmt.Sprintf("busy %d", i)})
 		out = s.waitChats("gina", "out", "bot", 3+i)
 	}
@@ -511,6 +512,7 @@ func TestFaultsAreSurvived(t *testing.T) {
 
 	res := mustPost(t, base+"/api/fault", map[string]string{"action": "storm"})
 	assert.Contains(t, res["detail"], "20 identical callbacks")
+	time.Sleep(quotaPace)
 	mustPost(t, base+"/api/send", sendRequest{User: "gina", Text: "after the storm"})
 	out = s.waitChats("gina", "out", "bot", 7)
 	assert.Equal(t, "after the storm", out[6].Text)
@@ -688,9 +690,7 @@ func TestLLMModeStreamsIntoQuota(t *testing.T) {
 		}
 		return strings.TrimSpace(strings.Repeat(paragraph+"\n\n", 12)) // ~16 KB: more than 5 messages hold
 	})
-	c, err := llm.New(api.URL()+"/v1", "sk-test", "test-model")
-	require.NoError(t, err)
-	base := startSandbox(t, config{LLM: c})
+	base := startSandbox(t, config{LLM: newLLMClient(api.URL()+"/v1", "sk-test", "test-model")})
 	s := openStream(t, base)
 	snap := s.waitEvent(func(e event) bool { return e.Reset != nil }, "snapshot")
 	assert.Equal(t, "llm", snap.Reset.Info.Mode)

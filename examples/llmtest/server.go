@@ -1,12 +1,15 @@
-// Package llmtest is a fake OpenAI-compatible chat completion API for tests: an httptest server
-// that answers POST …/chat/completions streamed (server-sent events, as OpenAI streams) or not,
-// records every request with its messages (images decoded from their data: URLs), checks the API
-// key, and fails on demand.
+// Package llmtest is a fake OpenAI-compatible chat completion API for the examples' tests (examples/llm,
+// examples/sandbox): an httptest server that answers POST …/chat/completions streamed (server-sent
+// events, as OpenAI streams) or not, records every request with its messages (images decoded from
+// their data: URLs), checks the API key, and fails on demand. Any OpenAI-compatible client can use it,
+// such as the official SDK:
 //
 //	srv := llmtest.NewServer(llmtest.WithAPIKey("sk-test"))
 //	defer srv.Close()
 //	srv.SetAnswer(func(r llmtest.Request) string { return "echo: " + r.LastUser() })
-//	c, _ := llm.New(srv.URL()+"/v1", "sk-test", "gpt-test")
+//	client := openai.NewClient(option.WithBaseURL(srv.URL()+"/v1"), option.WithAPIKey("sk-test"))
+//
+// It is a test helper of the examples, not part of the SDK.
 package llmtest
 
 import (
@@ -20,9 +23,21 @@ import (
 	"sync"
 	"time"
 	"unicode/utf8"
-
-	"github.com/wxkf/wxkf/internal/llm"
 )
+
+// Roles of a chat message.
+const (
+	RoleSystem    = "system"
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+)
+
+// Message is one chat message of a request: its role, its text, and the images of its content parts.
+type Message struct {
+	Role    string
+	Content string
+	Images  [][]byte
+}
 
 // Request is a chat completion request the Server received.
 type Request struct {
@@ -30,14 +45,14 @@ type Request struct {
 	Stream      bool
 	MaxTokens   int
 	Temperature *float64
-	Messages    []llm.Message // images decoded from their data: URLs
-	ImageTypes  []string      // the media type of each image, in order
+	Messages    []Message // images decoded from their data: URLs
+	ImageTypes  []string  // the media type of each image, in order
 }
 
 // LastUser returns the text of the last user message ("" if none).
 func (r Request) LastUser() string {
 	for i := len(r.Messages) - 1; i >= 0; i-- {
-		if r.Messages[i].Role == llm.RoleUser {
+		if r.Messages[i].Role == RoleUser {
 			return r.Messages[i].Content
 		}
 	}
@@ -220,7 +235,7 @@ func decodeRequest(r io.Reader) (Request, error) {
 	}
 	req := Request{Model: wire.Model, Stream: wire.Stream, MaxTokens: wire.MaxTokens, Temperature: wire.Temperature}
 	for _, m := range wire.Messages {
-		msg := llm.Message{Role: m.Role}
+		msg := Message{Role: m.Role}
 		var s string
 		if json.Unmarshal(m.Content, &s) == nil {
 			msg.Content = s

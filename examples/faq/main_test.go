@@ -1,0 +1,182 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"log/slog"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxkf/wxkf/config"
+	"github.com/wxkf/wxkf/kf"
+	"github.com/wxkf/wxkf/kf/kftest"
+)
+
+// app is the FAQ bot wired as main wires it, against kftest.
+type app struct {
+	t     *testing.T
+	wecom *kftest.Server
+	ch    *kf.Channel
+	url   string
+	logs  *syncBuffer
+}
+
+func newTestApp(t *testing.T, servicer string, burst int) *app {
+	t.Helper()
+	wecom := kftest.NewServer()
+	t.Cleanup(wecom.Close)
+	if servicer != "" {
+		wecom.AddServicer(servicer, kftest.ServicerReceiving)
+	}
+	cfg := &config.Config{CorpID: wecom.CorpID(), Secret: wecom.Secret(), Token: wecom.CallbackToken(),
+		AESKey: wecom.EncodingAESKey(), APIBase: wecom.URL(), CursorDir: t.TempDir(), SkipHistory: true}
+	opts, closeStores, err := cfg.ChannelOptions()
+	require.NoError(t, err)
+	t.Cleanup(closeStores)
+	logs := &syncBuffer{}
+	s := settings{Servicer: servicer, Every: time.Hour, Burst: burst}
+	h, ch, err := newApp(cfg.KF(), s, slog.New(slog.NewTextHandler(logs, nil)), opts...)
+	require.NoError(t, err)
+	hs := httptest.NewServer(h)
+	t.Cleanup(func() {
+		hs.Close()
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		assert.NoError(t, ch.Shutdown(ctx))
+	})
+	return &app{t: t, wecom: wecom, ch: ch, url: hs.URL + "/wxkf/", logs: logs}
+}
+
+// deliver sends one callback and waits until everything pulled is handled.
+func (a *app) deliver() {
+	a.t.Helper()
+	before := a.ch.Stats().Handled
+	require.NoError(a.t, a.wecom.Notify(context.Background(), a.url, a.wecom.OpenKfID()))
+	require.Eventually(a.t, func() bool {
+		s := a.ch.Stats()
+		return s.Handled > before && s.InFlight == 0 && s.QueueDepth == 0
+	}, 10*time.Second, 5*time.Millisecond, "stats %+v; logs:\n%s", a.ch.Stats(), a.logs)
+}
+
+func (a *app) say(user, text string) {
+	a.t.Helper()
+	a.wecom.AddText(user, text)
+	a.deliver()
+}
+
+func (a *app) click(user, id, label string) {
+	a.t.Helper()
+	a.wecom.AddMenuClick(user, id, label)
+	a.deliver()
+}
+
+// last returns the last message sent to user.
+func (a *app) last(user string) kftest.Sent {
+	a.t.Helper()
+	sent := a.wecom.SentTo(a.wecom.OpenKfID(), user)
+	require.NotEmpty(a.t, sent)
+	return sent[len(sent)-1]
+}
+
+// Keywords and the order-number pattern are answered; anything else gets the FAQ menu, whose
+// clicks come back to the same answers.
+func TestFAQRoutes(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "", 100)
+	a.say("ann", "营业时间")
+	assert.Equal(t, faqs[0].answer, a.last("ann").Text)
+	a.say("ann", " 怎么退货 ")
+	assert.Equal(t, faqs[2].answer, a.last("ann").Text)
+	a.say("ann", "202412250001234")
+	assert.Contains(t, a.last("ann").Text, "订单 202412250001234 已发货")
+
+	a.say("ann", "你们卖什么？")
+	menu := a.last("ann")
+	require.Equal(t, "msgmenu", menu.MsgType)
+	for _, f := range faqs {
+		assert.Contains(t, string(menu.Body), `"id":"`+f.id+`"`)
+	}
+	assert.Contains(t, string(menu.Body), `"content":"转人工"`)
+	a.click("ann", "faq_address", "门店地址")
+	assert.Equal(t, faqs[1].answer, a.last("ann").Text)
+	assert.Contains(t, a.logs.String(), `msg="wxkf: turn"`)
+}
+
+// 转人工 from the menu, a human answers, the human ends the session: the survey arrives with the
+// session's msg_code, and the customer's rating is thanked.
+func TestFAQHandoffAndSurvey(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "agent1", 100)
+	a.say("bob", "随便问问")
+	a.click("bob", kf.MenuIDHandoff+".agent1", "转人工")
+	assert.Equal(t, noticeHandoff, a.last("bob").Text)
+	st, sv := a.wecom.ServiceState(a.wecom.OpenKfID(), "bob")
+	require.Equal(t, kftest.StateServicer, st)
+	require.Equal(t, "agent1", sv)
+
+	a.say("bob", "营业时间")
+	assert.Equal(t, noticeHandoff, a.last("bob").Text, "quiet while the human has the session")
+
+	a.wecom.EndSessionByServicer(a.wecom.OpenKfID(), "bob")
+	a.deliver()
+	survey := a.last("bob")
+	assert.True(t, survey.OnEvent, "sent with send_msg_on_event")
+	assert.Equal(t, "msgmenu", survey.MsgType)
+	assert.Contains(t, string(survey.Body), "您对服务满意吗")
+
+	a.click("bob", "csat_3", "满意")
+	assert.Equal(t, thanks, a.last("bob").Text)
+	assert.Contains(t, a.logs.String(), "score=good")
+}
+
+// One customer writing too fast gets one notice, then silence; another customer is unaffected.
+func TestFAQRateLimit(t *testing.T) {
+	t.Parallel()
+	a := newTestApp(t, "", 3)
+	for range 8 {
+		a.wecom.AddText("cat", "营业时间")
+	}
+	a.deliver()
+	var texts []string
+	for _, s := range a.wecom.SentTo(a.wecom.OpenKfID(), "cat") {
+		texts = append(texts, s.Text)
+	}
+	assert.Equal(t, []string{faqs[0].answer, faqs[0].answer, faqs[0].answer, noticeLimit}, texts,
+		"a burst of 3 is answered, the 4th message gets the notice, the rest nothing")
+	a.say("dan", "地址")
+	assert.Equal(t, faqs[1].answer, a.last("dan").Text)
+}
+
+// run fails with the missing key named, before listening.
+func TestRunNamesMissingConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"wechatcom_corp_id":"ww1"}`), 0o600))
+	err := run(context.Background(), dir, slog.New(slog.DiscardHandler))
+	assert.ErrorContains(t, err, "wechatcom_kf_secret")
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Clone(s.b.String())
+}

@@ -1,0 +1,80 @@
+package kf_test
+
+import (
+	"context"
+	"fmt"
+	"log"
+	"log/slog"
+	"time"
+
+	"golang.org/x/time/rate"
+
+	"github.com/wxkf/wxkf/kf"
+)
+
+// Middleware wraps every handler call: here a log line per turn and a per-customer rate limit of
+// one message every 10 s (bursts of 2), which answers the first message over it and then stays
+// quiet.
+func ExampleChannel_Use() {
+	bot := newExampleBot()
+	defer bot.close()
+	limit, err := kf.RateLimit(rate.Every(10*time.Second), 2, kf.WithRateLimitNotice("您发得太快了，请稍等。"))
+	if err != nil {
+		log.Fatal(err)
+	}
+	bot.ch.Use(kf.Logging(slog.New(slog.DiscardHandler)), limit)
+	bot.ch.OnMessage(func(ctx context.Context, m *kf.Message, r kf.Replier) error {
+		return r.Text(ctx, "收到："+m.Text.Content)
+	})
+	for _, text := range []string{"一", "二", "三", "四"} {
+		bot.wecom.AddText("wmAlice", text)
+	}
+	bot.customerWrites("wmAlice", "五")
+	for _, r := range bot.waitReplies("wmAlice", 3) {
+		fmt.Println(r)
+	}
+	// Output:
+	// 收到：一
+	// 收到：二
+	// 您发得太快了，请稍等。
+}
+
+// A servicer ends the session in the WeCom client: the Channel sends the satisfaction survey with
+// the event's msg_code, and the customer's click comes back to the router.
+func ExampleChannel_OnSessionEnd() {
+	bot := newExampleBot()
+	defer bot.close()
+	rt := kf.NewRouter()
+	survey, err := rt.Menu("本次服务您满意吗？").
+		Click("csat_good", "满意", func(ctx context.Context, m *kf.Message, r kf.Replier) error {
+			return r.Text(ctx, "感谢您的评价！")
+		}).
+		Click("csat_bad", "不满意", func(ctx context.Context, m *kf.Message, r kf.Replier) error {
+			return r.Text(ctx, "抱歉，我们会改进。")
+		}).
+		Build("")
+	if err != nil {
+		log.Fatal(err)
+	}
+	bot.ch.OnSessionEnd(func(ctx context.Context, e *kf.SessionEnd) (kf.Content, error) { return survey, nil })
+	bot.ch.OnMessage(rt.Handle)
+
+	bot.wecom.AddText("wmBob", "我要投诉")
+	bot.wecom.SetServiceState(bot.wecom.OpenKfID(), "wmBob", 3, "zhangsan") // a human took it
+	bot.wecom.EndSessionByServicer(bot.wecom.OpenKfID(), "wmBob")           // and ended it
+	if err := bot.wecom.Notify(context.Background(), bot.srv.URL, bot.wecom.OpenKfID()); err != nil {
+		log.Fatal(err)
+	}
+	bot.waitReplies("wmBob", 1)
+	sent := bot.wecom.SentTo(bot.wecom.OpenKfID(), "wmBob")
+	fmt.Println(sent[0].MsgType, "sent on the event:", sent[0].OnEvent)
+
+	bot.wecom.AddMenuClick("wmBob", "csat_good", "满意")
+	if err := bot.wecom.Notify(context.Background(), bot.srv.URL, bot.wecom.OpenKfID()); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(bot.waitReplies("wmBob", 2)[1])
+	// Output:
+	// msgmenu sent on the event: true
+	// 感谢您的评价！
+}
