@@ -5,11 +5,16 @@
 // survey with the session's msg_code (OnSessionEnd), and the customer's rating comes back to the
 // router. Middleware logs each turn and limits how fast one customer can make the bot answer.
 //
-//	WECHATCOM_CORP_ID=ww… WECHATCOM_KF_SECRET=… WECHATCOM_KF_TOKEN=… WECHATCOM_KF_AES_KEY=… \
-//	FAQ_SERVICER=zhangsan go run ./examples/faq
+// A customer who types "你好", "请问", "几点开门" in quick succession gets one answer, not three:
+// the Channel merges messages sent within FAQ_BURST of each other into one turn
+// (kf.WithBurstWindow), and the bot answers the burst's latest question it knows.
 //
-// FAQ_SERVICER is the WeCom userid of a servicer of the account (empty: the queue). The other
-// settings are examples/echo's: config.json in the working directory, environment overriding it.
+//	WECHATCOM_CORP_ID=ww… WECHATCOM_KF_SECRET=… WECHATCOM_KF_TOKEN=… WECHATCOM_KF_AES_KEY=… \
+//	FAQ_SERVICER=zhangsan FAQ_BURST=1.5s go run ./examples/faq
+//
+// FAQ_SERVICER is the WeCom userid of a servicer of the account (empty: the queue). FAQ_BURST is
+// the burst window, a Go duration (default 1.5s; 0 answers every message). The other settings are
+// examples/echo's: config.json in the working directory, environment overriding it.
 package main
 
 import (
@@ -21,6 +26,8 @@ import (
 	"os"
 	"os/signal"
 	"regexp"
+	"slices"
+	"strings"
 	"syscall"
 	"time"
 
@@ -45,12 +52,17 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	s := settings{Servicer: os.Getenv("FAQ_SERVICER"), Every: 3 * time.Second, Burst: 3, Gather: 1500 * time.Millisecond}
+	if v := os.Getenv("FAQ_BURST"); v != "" {
+		if s.Gather, err = time.ParseDuration(v); err != nil {
+			return fmt.Errorf("FAQ_BURST=%q: want a duration such as 1.5s or 0", v)
+		}
+	}
 	opts, closeStores, err := cfg.ChannelOptions()
 	if err != nil {
 		return err
 	}
 	defer closeStores()
-	s := settings{Servicer: os.Getenv("FAQ_SERVICER"), Every: 3 * time.Second, Burst: 3}
 	h, ch, err := newApp(cfg.KF(), s, log, opts...)
 	if err != nil {
 		return err
@@ -88,11 +100,12 @@ type settings struct {
 	Servicer string        // userid 转人工 hands to; "" = the queue
 	Every    time.Duration // a customer may make the bot answer once every Every…
 	Burst    int           // …after a burst of Burst messages
+	Gather   time.Duration // messages sent within Gather of each other are one turn (0: off)
 }
 
 // newApp creates the Channel, installs the bot on it and mounts it at /wxkf/.
 func newApp(cfg kf.Config, s settings, log *slog.Logger, opts ...kf.ChannelOption) (http.Handler, *kf.Channel, error) {
-	ch, err := kf.NewChannel(cfg, append(opts, kf.WithChannelLogger(log))...)
+	ch, err := kf.NewChannel(cfg, append(opts, kf.WithChannelLogger(log), kf.WithBurstWindow(s.Gather))...)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -104,7 +117,7 @@ func newApp(cfg kf.Config, s settings, log *slog.Logger, opts ...kf.ChannelOptio
 	if err != nil {
 		return nil, nil, err
 	}
-	ch.Use(kf.Logging(log), limit)
+	ch.Use(kf.Logging(log), limit, latestQuestion)
 	ch.OnSessionEnd(func(ctx context.Context, e *kf.SessionEnd) (kf.Content, error) {
 		log.Info("session ended: sending the survey", "customer", e.ExternalUserID, "servicer", e.ServicerUserID)
 		return survey, nil
@@ -156,6 +169,43 @@ func newRouter(servicer string, log *slog.Logger) (rt *kf.Router, survey *kf.Men
 	}
 	rt.Use(quiet)
 	return rt, survey, nil
+}
+
+// latestQuestion turns a burst (kf.WithBurstWindow) into the question to answer: its latest
+// message the bot knows an answer to (a FAQ keyword, an order number, a menu click), or, when none
+// is, the burst's last message, which gets the menu. "你好" + "几点开门" + "谢谢" is answered
+// with the opening hours, once.
+func latestQuestion(next kf.Handler) kf.Handler {
+	return func(ctx context.Context, m *kf.Message, r kf.Replier) error {
+		for i := len(m.Burst) - 1; i >= 0; i-- {
+			if q := m.Burst[i]; knows(q) {
+				pick := *q
+				pick.Burst = m.Burst
+				return next(ctx, &pick, r)
+			}
+		}
+		return next(ctx, m, r)
+	}
+}
+
+// knows reports whether the bot has an answer for m beyond the menu.
+func knows(m *kf.Message) bool {
+	if m.Text == nil {
+		return false
+	}
+	if m.Text.MenuID != "" || orderNumber.MatchString(m.Text.Content) {
+		return true
+	}
+	c := strings.TrimSpace(m.Text.Content)
+	if c == "人工" || c == "转人工" {
+		return true
+	}
+	for _, f := range faqs {
+		if slices.Contains(f.keywords, c) {
+			return true
+		}
+	}
+	return false
 }
 
 // text answers with a fixed text.

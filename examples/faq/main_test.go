@@ -31,6 +31,12 @@ type app struct {
 
 func newTestApp(t *testing.T, servicer string, burst int) *app {
 	t.Helper()
+	return newTestAppWith(t, settings{Servicer: servicer, Every: time.Hour, Burst: burst})
+}
+
+func newTestAppWith(t *testing.T, s settings) *app {
+	t.Helper()
+	servicer := s.Servicer
 	wecom := kftest.NewServer()
 	t.Cleanup(wecom.Close)
 	if servicer != "" {
@@ -42,7 +48,6 @@ func newTestApp(t *testing.T, servicer string, burst int) *app {
 	require.NoError(t, err)
 	t.Cleanup(closeStores)
 	logs := &syncBuffer{}
-	s := settings{Servicer: servicer, Every: time.Hour, Burst: burst}
 	h, ch, err := newApp(cfg.KF(), s, slog.New(slog.NewTextHandler(logs, nil)), opts...)
 	require.NoError(t, err)
 	hs := httptest.NewServer(h)
@@ -153,6 +158,46 @@ func TestFAQRateLimit(t *testing.T) {
 		"a burst of 3 is answered, the 4th message gets the notice, the rest nothing")
 	a.say("dan", "地址")
 	assert.Equal(t, faqs[1].answer, a.last("dan").Text)
+}
+
+// Quick messages are one turn: the burst's latest known question is answered once, a burst of
+// small talk gets one menu, and a message after the window is a turn of its own.
+func TestFAQBurstIsOneTurn(t *testing.T) {
+	t.Parallel()
+	a := newTestAppWith(t, settings{Every: time.Hour, Burst: 100, Gather: 300 * time.Millisecond})
+	for _, text := range []string{"你好", "几点开门", "地址", "谢谢"} {
+		a.wecom.AddText("eve", text)
+	}
+	a.deliver()
+	sent := a.wecom.SentTo(a.wecom.OpenKfID(), "eve")
+	require.Len(t, sent, 1, "one answer for the burst: %+v", sent)
+	assert.Equal(t, faqs[1].answer, sent[0].Text, "the latest question it knows (地址)")
+	assert.EqualValues(t, 1, a.ch.Stats().Bursts)
+
+	a.wecom.AddText("eve", "hello")
+	a.wecom.AddText("eve", "在吗")
+	a.deliver()
+	sent = a.wecom.SentTo(a.wecom.OpenKfID(), "eve")
+	require.Len(t, sent, 2)
+	assert.Equal(t, "msgmenu", sent[1].MsgType, "small talk gets the menu, once")
+
+	a.say("eve", "退货")
+	sent = a.wecom.SentTo(a.wecom.OpenKfID(), "eve")
+	require.Len(t, sent, 3)
+	assert.Equal(t, faqs[2].answer, sent[2].Text)
+}
+
+// A bad FAQ_BURST is named before anything listens.
+func TestRunRejectsBadBurst(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"wechatcom_corp_id":"ww1",
+		"wechatcom_kf_cursor_dir":"`+filepath.Join(dir, "state")+`","wechatcom_kf_secret":"s","wechatcom_kf_token":"t","wechatcom_kf_aes_key":"`+strings.Repeat("a", 43)+`"}`), 0o600))
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel() // should run get past the check, it stops at once
+	t.Setenv("FAQ_BURST", "soon")
+	assert.ErrorContains(t, run(ctx, dir, slog.New(slog.DiscardHandler)), `FAQ_BURST="soon"`)
+	t.Setenv("FAQ_BURST", "2m")
+	assert.ErrorContains(t, run(ctx, dir, slog.New(slog.DiscardHandler)), "WithBurstWindow")
 }
 
 // run fails with the missing key named, before listening.

@@ -49,6 +49,9 @@ func (b *bot) onWelcome(_ context.Context, m *kf.Message) (kf.Content, error) {
 func (b *bot) onMessage(ctx context.Context, m *kf.Message, r kf.Replier) error {
 	user := m.ExternalUserID
 	r = &tracingReplier{Replier: r, b: b, user: user}
+	if len(m.Burst) > 1 {
+		m = b.merge(m)
+	}
 	var err error
 	switch {
 	case m.Text != nil:
@@ -67,6 +70,29 @@ func (b *bot) onMessage(ctx context.Context, m *kf.Message, r kf.Replier) error 
 		err = r.Text(ctx, "I got a "+string(m.MsgType)+" message; I only echo text, pictures, voice, video and files.")
 	}
 	return b.outcome(user, err)
+}
+
+// merge turns a burst (the sandbox's -burst window) into one turn: the texts of its messages, one
+// per line, answered as one text; a burst without text is answered by its last message.
+func (b *bot) merge(m *kf.Message) *kf.Message {
+	var texts []string
+	for _, bm := range m.Burst {
+		if bm.Text != nil && bm.Text.MenuID == "" {
+			texts = append(texts, bm.Text.Content)
+		}
+	}
+	b.note(m.ExternalUserID, slog.LevelInfo, fmt.Sprintf("burst: %d messages answered as one turn (WithBurstWindow)", len(m.Burst)),
+		"texts", len(texts))
+	b.sb.hub.chatEvent(chatEvent{User: m.ExternalUserID, Dir: "note", Kind: "note", Tone: "info",
+		Text: fmt.Sprintf("%d quick messages merged into one turn (WithBurstWindow); the replies count against the last one's quota", len(m.Burst))})
+	if len(texts) < 2 || m.Text == nil || m.Text.MenuID != "" {
+		return m
+	}
+	merged := *m
+	t := *m.Text
+	t.Content = strings.Join(texts, "\n")
+	merged.Text = &t
+	return &merged
 }
 
 func (b *bot) onText(ctx context.Context, m *kf.Message, r kf.Replier) error {

@@ -27,6 +27,7 @@ func main() {
 	var cfg config
 	flag.StringVar(&cfg.Addr, "addr", "127.0.0.1:8080", "address of the page and of the callback URL (host:port)")
 	flag.StringVar(&cfg.StateDir, "state", "", "directory for the Channel's cursor files, to look at while it runs; must be fresh each run (default: a temporary directory removed at exit)")
+	flag.DurationVar(&cfg.Burst, "burst", 0, "merge a customer's messages sent within this window into one bot turn, e.g. 1.5s (0: answer each)")
 	verbose := flag.Bool("v", false, "log every SDK line to stderr, not only warnings")
 	flag.Parse()
 

@@ -35,6 +35,9 @@ type config struct {
 	Ready func(pageURL string)
 	// LLM answers text messages when set (see llm.go); nil makes the demo bot an echo bot.
 	LLM *llmClient
+	// Burst merges a customer's messages sent within Burst of each other into one bot turn
+	// (kf.WithBurstWindow); 0 answers every message on its own.
+	Burst time.Duration
 	// ShutdownTimeout bounds the graceful stop (default 30 s).
 	ShutdownTimeout time.Duration
 
@@ -184,6 +187,7 @@ func newSandbox(cfg config, base, stateDir string) (*sandbox, error) {
 		kf.WithStateDir(stateDir),
 		kf.WithClientOptions(kf.WithBaseURL(sb.srv.URL())),
 		kf.WithChannelLogger(sb.log),
+		kf.WithBurstWindow(cfg.Burst),
 	)
 	if err != nil {
 		sb.unobs()

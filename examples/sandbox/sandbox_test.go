@@ -862,6 +862,34 @@ func TestBurstSharesOneQuota(t *testing.T) {
 	assert.Len(t, sb.srv.SentTo(sb.srv.OpenKfID(), "mia"), 5)
 }
 
+// With -burst, quick messages are one turn: the echo bot answers the three texts once, one per
+// line, with a note saying they were merged; a later message is a turn of its own.
+func TestBurstWindowMergesQuickMessages(t *testing.T) {
+	t.Parallel()
+	var sb *sandbox
+	base := startSandbox(t, config{Burst: 300 * time.Millisecond, inspect: func(s *sandbox) { sb = s }})
+	s := openStream(t, base)
+	sb.srv.SetCallbackURL("")
+	for _, text := range []string{"你好", "在吗", "几点开门"} {
+		sb.srv.AddText("nia", text)
+	}
+	sb.srv.SetCallbackURL(sb.cbURL)
+	require.NoError(t, sb.srv.Notify(context.Background(), sb.cbURL, sb.srv.OpenKfID()))
+
+	out := s.waitChats("nia", "out", "bot", 1)
+	assert.Equal(t, "你好\n在吗\n几点开门", out[0].Text)
+	note := s.waitChats("nia", "note", "", 1)
+	assert.Contains(t, note[0].Text, "3 quick messages merged into one turn")
+	require.Eventually(t, func() bool { st := sb.ch.Stats(); return st.InFlight == 0 && st.QueueDepth == 0 },
+		10*time.Second, 5*time.Millisecond)
+	assert.Len(t, sb.srv.SentTo(sb.srv.OpenKfID(), "nia"), 1, "one answer for the burst")
+	assert.EqualValues(t, 1, sb.ch.Stats().Bursts)
+
+	sb.srv.AddText("nia", "谢谢")
+	out = s.waitChats("nia", "out", "bot", 2)
+	assert.Equal(t, "谢谢", out[1].Text)
+}
+
 // A state directory with cursors of an earlier run is refused with a clear message: the embedded
 // WeCom starts empty, so those cursors would hide every new message.
 func TestStaleStateDirRefused(t *testing.T) {
