@@ -39,6 +39,7 @@ type channelConfig struct {
 	backoffMax   time.Duration
 	marker       string
 	replayWindow time.Duration
+	tel          telemetryConfig
 }
 
 // Defaults of the Channel options.

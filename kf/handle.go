@@ -5,6 +5,8 @@ import (
 	"errors"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wxkf/wxkf/cursor"
 )
 
@@ -19,10 +21,13 @@ type item struct {
 	attempts int
 	first    time.Time // when the first attempt started, by the Channel's clock
 	rec      *replyRecord
+
+	pullSpan trace.SpanContext // the span of the pull that delivered it
+	span     trace.Span        // the span of the attempt running, if any
 }
 
 func (s *session) newItem(m *Message, reply []byte) *item {
-	return &item{s: s, m: m, key: customerKey(m.OpenKfID, customerOf(m)), size: messageSize(m), reply: reply}
+	return &item{s: s, m: m, key: customerKey(m.OpenKfID, customerOf(m)), size: messageSize(m), reply: reply, pullSpan: s.pullSpan}
 }
 
 // messageSize estimates the memory a queued message holds.
@@ -102,7 +107,7 @@ func (it *item) run() time.Duration {
 		it.abandon()
 		return 0
 	}
-	oc, err := ch.attempt(it)
+	oc, err := ch.observeAttempt(it)
 	switch oc {
 	case outcomeRetry:
 		if ch.pullCtx.Err() != nil {
@@ -114,6 +119,7 @@ func (it *item) run() time.Duration {
 		}
 		d := ch.retryDelay(it.attempts, err)
 		ch.stats.retries.Add(1)
+		ch.noteRetry(it.m.OpenKfID)
 		ch.log.Warn("wxkf: handler will be retried", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID,
 			"attempt", it.attempts, "in", d, "err", err)
 		return d
@@ -150,6 +156,7 @@ func (it *item) markDone() {
 		}
 	}
 	ch.stats.handled.Add(1)
+	s.a.obs.handled(it.m.SendTime)
 	s.tr.done(it.m.MsgID)
 	s.jobEnded(it.key)
 }
@@ -174,6 +181,7 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 		it.rec = rec
 	}
 	hctx, cancel := context.WithTimeout(s.ctx, ch.cfg.handlerTO)
+	hctx = withSpan(hctx, it.span) // the handler's own spans nest under the message's
 	r := ch.newReplier(it, s)
 	err := ch.runHooks(hctx, it.m, r)
 	timedOut := hctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil
@@ -263,6 +271,7 @@ func safeCall(ctx context.Context, r Replier, m *Message, h MessageHandler) (err
 // The message is marked done afterwards: it is the last thing that happens to it.
 func (ch *Channel) deadLetter(ctx context.Context, it *item, err error) {
 	ch.stats.deadLetters.Add(1)
+	ch.noteDeadLetter(ctx, it.m.OpenKfID)
 	ch.log.Error("wxkf: message dead-lettered", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID,
 		"msgtype", string(it.m.MsgType), "attempts", it.attempts, "err", err)
 	h := ch.onDead.Load()
