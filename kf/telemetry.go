@@ -69,11 +69,11 @@ func (s *spanStarter) Start(ctx context.Context, name string, opts ...trace.Span
 		return ctx, noSpan
 	}
 	ctx, span := s.tr.Start(ctx, name, opts...)
-	switch {
-	case !parent && !span.IsRecording() && !span.SpanContext().IsValid():
+	switch valid := span.SpanContext().IsValid(); {
+	case !parent && !valid && !span.IsRecording():
 		s.idleUntil.Store(time.Now().Add(idleFor).UnixNano())
-	case span.SpanContext().IsValid() && s.idleUntil.Load() != 0:
-		s.idleUntil.Store(0)
+	case (span.IsRecording() || !parent && valid) && s.idleUntil.Load() != 0:
+		s.idleUntil.Store(0) // an SDK records now (a no-op tracer only passes a parent's context on)
 	}
 	return ctx, span
 }

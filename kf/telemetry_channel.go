@@ -227,9 +227,10 @@ func (ch *Channel) noteCallback(ctx context.Context, res callbackResult, openKfI
 	if !span.IsRecording() {
 		return
 	}
-	span.SetAttributes(keyCallbackResult.String(callbackResultNames[res]))
 	if openKfID != "" {
-		span.SetAttributes(keyOpenKfID.String(openKfID))
+		span.SetAttributes(keyCallbackResult.String(callbackResultNames[res]), keyOpenKfID.String(openKfID))
+	} else {
+		span.SetAttributes(keyCallbackResult.String(callbackResultNames[res]))
 	}
 	if res >= callbackForged {
 		span.SetStatus(codes.Error, callbackResultNames[res])
@@ -311,11 +312,13 @@ func (ch *Channel) startMessage(it *item) (context.Context, time.Time) {
 	}
 	ctx, span := t.tracer.Start(it.s.ctx, "wxkf.message", opts...)
 	if span.IsRecording() {
-		span.SetAttributes(keyOpenKfID.String(m.OpenKfID), keyMsgID.String(m.MsgID),
+		kv := make([]attribute.KeyValue, 0, 6)
+		kv = append(kv, keyOpenKfID.String(m.OpenKfID), keyMsgID.String(m.MsgID),
 			keyMsgType.String(string(m.MsgType)), keyOrigin.Int(int(m.Origin)), keyAttempt.Int(it.attempts+1))
 		if u := customerOf(m); t.traceCustomers && u != "" {
-			span.SetAttributes(keyExternalUserID.String(u))
+			kv = append(kv, keyExternalUserID.String(u))
 		}
+		span.SetAttributes(kv...)
 	}
 	it.span = span
 	return ctx, time.Now()

@@ -141,16 +141,18 @@ func (c *Client) endCall(ctx context.Context, span trace.Span, start time.Time, 
 		t.duration.Record(ctx, time.Since(start).Seconds(), ms.rec...)
 	}
 	if span.IsRecording() {
-		span.SetAttributes(attribute.String("http.request.method", req.method), keyPath.String(req.path),
+		kv := make([]attribute.KeyValue, 0, 5) // one SetAttributes: the SDK grows its slice per call
+		kv = append(kv, attribute.String("http.request.method", req.method), keyPath.String(req.path),
 			attribute.Int("wxkf.api.attempts", callAttempts(st)))
 		if st != nil && st.lastResp != nil {
-			span.SetAttributes(attribute.Int("http.response.status_code", st.lastResp.StatusCode()))
+			kv = append(kv, attribute.Int("http.response.status_code", st.lastResp.StatusCode()))
 		}
 		if code, etype := callLabels(err); etype != "" {
-			span.SetAttributes(keyErrorType.String(etype))
+			kv = append(kv, keyErrorType.String(etype))
 		} else if err == nil || code != 0 {
-			span.SetAttributes(keyErrCode.Int(code))
+			kv = append(kv, keyErrCode.Int(code))
 		}
+		span.SetAttributes(kv...)
 		if err != nil {
 			msg := c.scrub(err.Error())
 			span.SetStatus(codes.Error, msg)

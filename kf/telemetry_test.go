@@ -432,4 +432,9 @@ func TestSpanStarterSkipsAnIdleTracer(t *testing.T) { // not parallel: AllocsPer
 	_, child := s.Start(pctx, "child")
 	defer child.End()
 	assert.Equal(t, parent.SpanContext().TraceID(), child.SpanContext().TraceID(), "the no-op tracer propagates the parent")
+	assert.False(t, child.IsRecording())
+	assert.Zero(t, testing.AllocsPerRun(100, func() {
+		_, sp := s.Start(ctx, "still idle") // a propagated parent did not end the idleness
+		sp.End()
+	}))
 }
