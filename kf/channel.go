@@ -100,6 +100,7 @@ type Channel struct {
 	quota  *quotaBook
 	states *stateCache
 	stats  stats
+	tel    *channelTel
 }
 
 // NewChannel validates cfg and returns a Channel ready to mount. Unless WithStores is given it
@@ -173,6 +174,7 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 		if ts, ok := ch.stores.(TokenStore); ok {
 			copts = append(copts, WithTokenStore(ts))
 		}
+		copts = append(copts, c.tel.clientOptions()...)
 		copts = append(copts, c.clientOpts...)
 		ch.client, err = NewClient(cfg.CorpID, cfg.Secret, copts...)
 		if err != nil {
@@ -191,6 +193,13 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 	ch.quota = newQuotaBook(c.now)
 	ch.states = newStateCache()
 	ch.stats.errors = make(map[int]int64)
+	var terr error
+	if ch.tel, terr = newChannelTel(c.tel); terr == nil {
+		terr = ch.tel.register(ch)
+	}
+	if terr != nil {
+		ch.log.Warn("wxkf: telemetry instrument", "err", terr) // a no-op instrument stands in
+	}
 	if c.pollEvery > 0 {
 		ch.goBG(func() { ch.poll(c.pollEvery, c.pollAccounts) })
 	}
@@ -229,7 +238,12 @@ func (ch *Channel) OnWelcome(h WelcomeHandler) {
 }
 
 // begin starts pulling: the start-up sweep and the account loops wait for it.
-func (ch *Channel) begin() { ch.readyOnce.Do(func() { close(ch.ready) }) }
+func (ch *Channel) begin() {
+	ch.readyOnce.Do(func() {
+		close(ch.ready)
+		ch.log.Info("wxkf: channel started", "workers", ch.cfg.workers)
+	})
+}
 
 // OnCallback sets the handler for callback events other than kf_msg_or_event, such as
 // kf_account_auth_change. It runs after the callback was answered.
@@ -263,6 +277,7 @@ func (ch *Channel) Shutdown(ctx context.Context) error {
 	}
 	ch.done = true
 	ch.beginStop()
+	ch.log.Info("wxkf: shutting down: finishing the messages already pulled")
 
 	finished := make(chan struct{})
 	go func() {
@@ -286,10 +301,16 @@ func (ch *Channel) Shutdown(ctx context.Context) error {
 		}
 	}
 	ch.stopWork()
+	ch.tel.unregister()
 	if ch.closer != nil {
 		if cerr := ch.closer.Close(); cerr != nil && err == nil {
 			err = cerr
 		}
+	}
+	if err != nil {
+		ch.log.Warn("wxkf: shut down; what was not finished is pulled again at the next start", "err", err)
+	} else {
+		ch.log.Info("wxkf: shut down")
 	}
 	return err
 }
@@ -308,6 +329,7 @@ func (ch *Channel) crash() {
 	ch.accWG.Wait()
 	ch.disp.close()
 	ch.bgWG.Wait()
+	ch.tel.unregister()
 	if ch.closer != nil {
 		_ = ch.closer.Close()
 	}

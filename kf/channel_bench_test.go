@@ -17,6 +17,9 @@ import (
 	"testing"
 	"time"
 
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
 	"github.com/wxkf/wxkf/kf/kftest"
 )
 
@@ -30,10 +33,15 @@ import (
 //
 // "own-process" runs the Channel in a child process, as it is deployed, so the fake WeCom and the
 // load generator (encrypting a callback per message) do not share its heap and garbage
-// collector; "in-process" runs all three in one process.
+// collector; "in-process" runs all three in one process. Both use the global OpenTelemetry
+// providers, which record nothing; the "-otel" variants install the OpenTelemetry SDK (every
+// metric aggregated, every span sampled and batched to an exporter that drops them), to measure
+// what recording costs.
 func BenchmarkChannelLatency(b *testing.B) {
-	b.Run("own-process", func(b *testing.B) { benchLatency(b, startChildBot) })
-	b.Run("in-process", func(b *testing.B) { benchLatency(b, startInProcessBot) })
+	b.Run("own-process", func(b *testing.B) { benchLatency(b, startChildBot(false)) })
+	b.Run("in-process", func(b *testing.B) { benchLatency(b, startInProcessBot(false)) })
+	b.Run("own-process-otel", func(b *testing.B) { benchLatency(b, startChildBot(true)) })
+	b.Run("in-process-otel", func(b *testing.B) { benchLatency(b, startInProcessBot(true)) })
 }
 
 func benchLatency(b *testing.B, start botStarter) {
@@ -69,69 +77,92 @@ type benchBotConfig struct {
 	Cfg     Config
 	BaseURL string
 	Dir     string
+	OTel    bool // install the OpenTelemetry SDK
 }
 
-func newBenchBot(c benchBotConfig) (*Channel, error) {
-	ch, err := NewChannel(c.Cfg, WithStateDir(c.Dir), WithClientOptions(WithBaseURL(c.BaseURL)), WithWorkers(64))
+func newBenchBot(c benchBotConfig) (*Channel, func(), error) {
+	opts := []ChannelOption{WithStateDir(c.Dir), WithClientOptions(WithBaseURL(c.BaseURL)), WithWorkers(64)}
+	stopSDK := func() {}
+	if c.OTel {
+		mp := sdkmetric.NewMeterProvider(sdkmetric.WithReader(sdkmetric.NewManualReader()))
+		tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(discardSpans{}))
+		opts = append(opts, WithMeterProvider(mp), WithTracerProvider(tp))
+		stopSDK = func() {
+			_ = tp.Shutdown(context.Background())
+			_ = mp.Shutdown(context.Background())
+		}
+	}
+	ch, err := NewChannel(c.Cfg, opts...)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, m.Text.Content) })
 	// Warm up the token before measuring.
 	if _, err := ch.Client().AccessToken(context.Background()); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return ch, nil
+	return ch, stopSDK, nil
 }
 
-func benchConfig(b *testing.B, srv *kftest.Server) benchBotConfig {
+// discardSpans is a span exporter that drops what it gets.
+type discardSpans struct{}
+
+func (discardSpans) ExportSpans(context.Context, []sdktrace.ReadOnlySpan) error { return nil }
+func (discardSpans) Shutdown(context.Context) error                             { return nil }
+
+func benchConfig(b *testing.B, srv *kftest.Server, otel bool) benchBotConfig {
 	return benchBotConfig{
 		Cfg:     Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
-		BaseURL: srv.URL(), Dir: b.TempDir(),
+		BaseURL: srv.URL(), Dir: b.TempDir(), OTel: otel,
 	}
 }
 
-func startInProcessBot(b *testing.B, srv *kftest.Server) (string, func()) {
-	ch, err := newBenchBot(benchConfig(b, srv))
-	if err != nil {
-		b.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/wxkf/", ch)
-	hs := httptest.NewServer(mux)
-	return hs.URL + "/wxkf/", func() {
-		_ = ch.Shutdown(context.Background())
-		hs.Close()
+func startInProcessBot(otel bool) botStarter {
+	return func(b *testing.B, srv *kftest.Server) (string, func()) {
+		ch, stopSDK, err := newBenchBot(benchConfig(b, srv, otel))
+		if err != nil {
+			b.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		mux.Handle("/wxkf/", ch)
+		hs := httptest.NewServer(mux)
+		return hs.URL + "/wxkf/", func() {
+			_ = ch.Shutdown(context.Background())
+			stopSDK()
+			hs.Close()
+		}
 	}
 }
 
 // childEnv carries the child's configuration; TestMain runs the child when it is set.
 const childEnv = "WXKF_BENCH_CHILD"
 
-func startChildBot(b *testing.B, srv *kftest.Server) (string, func()) {
-	cfg, _ := json.Marshal(benchConfig(b, srv))
-	cmd := exec.Command(os.Args[0], "-test.run=^$")
-	cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		b.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		b.Fatal(err)
-	}
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "LISTEN ") {
-		_ = cmd.Process.Kill()
-		b.Fatalf("bench child: %q %v", line, err)
-	}
-	return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "LISTEN ")) + "/wxkf/", func() {
-		_ = stdin.Close() // the child shuts down when its stdin closes
-		_ = cmd.Wait()
+func startChildBot(otel bool) botStarter {
+	return func(b *testing.B, srv *kftest.Server) (string, func()) {
+		cfg, _ := json.Marshal(benchConfig(b, srv, otel))
+		cmd := exec.Command(os.Args[0], "-test.run=^$")
+		cmd.Env = append(os.Environ(), childEnv+"="+string(cfg))
+		stdin, err := cmd.StdinPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			b.Fatal(err)
+		}
+		cmd.Stderr = os.Stderr
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		line, err := bufio.NewReader(stdout).ReadString('\n')
+		if err != nil || !strings.HasPrefix(line, "LISTEN ") {
+			_ = cmd.Process.Kill()
+			b.Fatalf("bench child: %q %v", line, err)
+		}
+		return "http://" + strings.TrimSpace(strings.TrimPrefix(line, "LISTEN ")) + "/wxkf/", func() {
+			_ = stdin.Close() // the child shuts down when its stdin closes
+			_ = cmd.Wait()
+		}
 	}
 }
 
@@ -142,11 +173,12 @@ func runBenchChild(cfgJSON string) int {
 		fmt.Fprintln(os.Stderr, "bench child:", err)
 		return 2
 	}
-	ch, err := newBenchBot(c)
+	ch, stopSDK, err := newBenchBot(c)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench child:", err)
 		return 2
 	}
+	defer stopSDK()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench child:", err)

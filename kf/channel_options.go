@@ -40,6 +40,7 @@ type channelConfig struct {
 	marker       string
 	replayWindow time.Duration
 	burstWindow  time.Duration
+	tel          telemetryConfig
 }
 
 // Defaults of the Channel options.

@@ -50,6 +50,7 @@ type Client struct {
 	maxAttempts      int
 	maxDownloadBytes int64
 	now              func() time.Time
+	tel              *clientTel
 }
 
 // ClientOption configures NewClient. A nil ClientOption is ignored.
@@ -66,6 +67,7 @@ type clientConfig struct {
 	margin           time.Duration
 	maxDownloadBytes int64
 	clock            func() time.Time
+	tel              telemetryConfig
 }
 
 // WithBaseURL sets the API origin (default DefaultBaseURL); kftest servers and proxies use it.
@@ -242,6 +244,10 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 		maxAttempts:      cfg.maxAttempts,
 		maxDownloadBytes: cfg.maxDownloadBytes,
 		now:              cfg.clock,
+	}
+	var terr error
+	if c.tel, terr = newClientTel(cfg.tel); terr != nil {
+		c.log.Warn("kf: telemetry instrument", "err", terr) // a no-op instrument stands in
 	}
 	c.tokens = &tokenSource{
 		c:      c,

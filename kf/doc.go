@@ -92,6 +92,91 @@
 // msgids, reply records and the access token are shared. kf/kftest is a behavioural fake of the
 // API for tests.
 //
+// # Telemetry
+//
+// The Channel and the Client record OpenTelemetry metrics and spans through the API only: pass
+// providers with WithMeterProvider and WithTracerProvider (WithClientMeterProvider and
+// WithClientTracerProvider for a Client of your own); without them the global providers are used,
+// which record nothing until the application installs an SDK, and cost no allocation meanwhile. Metric attributes are bounded and
+// carry no personal data: an account's open_kfid, a msgtype ("other" for one this package does
+// not know), an outcome, WeCom's errcode, an API path; never an external_userid, a msgid or
+// content. Durations are in seconds.
+//
+// Instruments (kind, unit; attributes):
+//
+//   - wxkf.callback.count (counter, {callback}; callback.result): callback requests, by result:
+//     accepted, coalesced (a repeat that a pull already covers), verified (the GET URL check),
+//     forged, stale (outside the replay window), malformed, too_large, shutting_down.
+//   - wxkf.pull.count (counter, {pull}; open_kfid, outcome): sync_msg pages, ok or error (the
+//     call failed, or the store lookup after it: the page is pulled again).
+//   - wxkf.pull.duration (histogram, s; open_kfid, outcome): one page, sync_msg and the queueing
+//     of its messages.
+//   - wxkf.pull.messages (histogram, {message}; open_kfid): messages per page.
+//   - wxkf.message.count (counter, {message}; open_kfid, msgtype, origin): messages received,
+//     counted when first seen by the account's holder; origin 3 customer, 4 event, 5 servicer.
+//   - wxkf.handler.duration (histogram, s; open_kfid, outcome): one run of the hooks for a
+//     message, by outcome: ok; error (done with a Replier refusal, *ReplyError or
+//     ErrReplySuperseded); retried; dead_lettered; panic; dropped (lease lost, stopping, no
+//     OnMessage yet: left for later, not done).
+//   - wxkf.send.count (counter, {message}; open_kfid, msgtype, outcome, errcode): replies and
+//     welcomes sent, by outcome: accepted; duplicate (refused as a repeated client msgid: an
+//     earlier run's send got through); refused (WeCom's errcode says why, e.g. 95001); failed
+//     (no answer: network, HTTP, no token). errcode is 0 unless WeCom answered one.
+//   - wxkf.send.duration (histogram, s; open_kfid, outcome): one send, the client's retries
+//     included.
+//   - wxkf.quota.drop.count (counter, {message}; open_kfid): reply messages not sent for the
+//     5-message quota (a *ReplyError with ErrQuotaExceeded: its Dropped).
+//   - wxkf.dedupe.hit.count (counter, {message}; open_kfid): pulled messages skipped as done or
+//     in flight already.
+//   - wxkf.retry.count (counter, {retry}; open_kfid): handler reruns scheduled.
+//   - wxkf.dead_letter.count (counter, {message}; open_kfid): messages given up (OnDeadLetter).
+//   - wxkf.message.in_flight (gauge, {message}): messages queued, running or waiting for a
+//     retry.
+//   - wxkf.message.queued (gauge, {message}): messages waiting for a worker, retries included.
+//   - wxkf.message.queued_bytes (gauge, By): estimated memory of the messages in queues.
+//   - wxkf.cursor.lag (gauge, s; open_kfid): now minus the send_time of the newest message
+//     handled. It also grows while an account is quiet: read it with wxkf.message.in_flight.
+//   - wxkf.lease.held (gauge, {lease}; open_kfid): 1 while this process holds the account's
+//     lease, else 0.
+//   - wxkf.lease.loss.count (counter, {loss}; open_kfid): leases lost while held.
+//   - wxkf.token.refresh.count (counter, {refresh}; outcome): gettoken refreshes, ok or error
+//     (Client).
+//   - wxkf.api.call.count (counter, {call}; api.path, errcode or error.type): API calls, their
+//     retries included (Client). errcode is WeCom's, 0 on success; when WeCom gave no answer,
+//     error.type replaces it: token, network, timeout, canceled, an HTTP status code,
+//     unexpected_response or response_too_large.
+//   - wxkf.api.call.duration (histogram, s; as wxkf.api.call.count): one API call (Client).
+//
+// Attribute keys are namespaced: wxkf.open_kfid, wxkf.msgtype, wxkf.origin, wxkf.outcome,
+// wxkf.errcode, wxkf.api.path, wxkf.callback.result and error.type. A Prometheus exporter turns
+// the names into wxkf_callback_count_total, wxkf_handler_duration_seconds and so on.
+//
+// Spans: "wxkf.callback" (server) for each callback request, a child of the request's context;
+// "wxkf.pull" for each sync_msg page (its queueing included); "wxkf.message" (consumer) for each
+// handler run, linked to the pull that delivered the message, with wxkf.open_kfid, wxkf.msgid,
+// wxkf.msgtype, wxkf.origin, wxkf.attempt and wxkf.outcome; and "METHOD /path" (client) for each
+// API call, with its retries, errcode and HTTP status, a child of the span in its context. The
+// context OnMessage and OnEvent get carries the message's span, so the application's own spans
+// (a model call, a database) and the Replier's API calls nest under it. The customer's
+// external_userid is added only with WithTraceCustomerIDs.
+//
+// # Health
+//
+// Channel.Health reports whether the store answers and an access token can be had, the last pull
+// of each account and its lease, the queues and the dead letters. LivenessHandler and
+// ReadinessHandler serve it to probes:
+//
+//	mux.Handle("GET /healthz", ch.LivenessHandler()) // 200 while the Channel runs
+//	mux.Handle("GET /readyz", ch.ReadinessHandler()) // 503 while the store or the token fails
+//
+// # Logs
+//
+// The Channel and Client log through WithChannelLogger (WithLogger) with the same keys
+// everywhere: open_kfid, msgid, msgtype, errcode, path, duration, attempt and err; never a
+// token, a secret or message content. Levels: Info for lifecycle (start, shutdown, a reply a
+// WeCom rule stopped), Warn for a failure that is retried or worked around, Error for a loss (a
+// dead letter, a welcome that could not be sent, a suppressed reply).
+//
 // # WeCom's documentation
 //
 // Comments cite WeCom's official pages as "doc NNNNN" (developer.work.weixin.qq.com/document/path/NNNNN)

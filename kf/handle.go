@@ -6,6 +6,8 @@ import (
 	"runtime/debug"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wxkf/wxkf/cursor"
 )
 
@@ -21,12 +23,14 @@ type item struct {
 	first    time.Time // when the first attempt started, by the Channel's clock
 	rec      *replyRecord
 
-	formed bool    // the burst (WithBurstWindow) was formed
-	burst  []*item // the customer's later messages answered with this one, in order
+	formed   bool              // the burst (WithBurstWindow) was formed
+	burst    []*item           // the customer's later messages answered with this one, in order
+	pullSpan trace.SpanContext // the span of the pull that delivered it
+	span     trace.Span        // the span of the attempt running, if any
 }
 
 func (s *session) newItem(m *Message, reply []byte) *item {
-	return &item{s: s, m: m, key: customerKey(m.OpenKfID, customerOf(m)), size: messageSize(m), reply: reply}
+	return &item{s: s, m: m, key: customerKey(m.OpenKfID, customerOf(m)), size: messageSize(m), reply: reply, pullSpan: s.pullSpan}
 }
 
 // messageSize estimates the memory a queued message holds.
@@ -121,7 +125,7 @@ func (it *item) run() time.Duration {
 		}
 		it.formBurst()
 	}
-	oc, err := ch.attempt(it)
+	oc, err := ch.observeAttempt(it)
 	switch oc {
 	case outcomeRetry:
 		if ch.pullCtx.Err() != nil {
@@ -133,6 +137,7 @@ func (it *item) run() time.Duration {
 		}
 		d := ch.retryDelay(it.attempts, err)
 		ch.stats.retries.Add(1)
+		ch.noteRetry(it.m.OpenKfID)
 		ch.log.Warn("wxkf: handler will be retried", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID,
 			"attempt", it.attempts, "in", d, "err", err)
 		return d
@@ -211,6 +216,7 @@ func (s *session) writeMarks(batch []*item, bo *backoff) {
 			for _, it := range batch {
 				for _, x := range it.members() {
 					ch.stats.handled.Add(1)
+					s.a.obs.handled(x.m.SendTime)
 					s.tr.done(x.m.MsgID)
 					s.jobEnded(x.key)
 				}
@@ -242,6 +248,7 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 	it.record()
 	m := it.answered()
 	hctx, cancel := context.WithTimeout(s.ctx, ch.cfg.handlerTO)
+	hctx = withSpan(hctx, it.span) // the handler's own spans nest under the message's
 	r := ch.newReplier(it, s, m)
 	err := ch.runHooks(hctx, m, r)
 	timedOut := hctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil
@@ -412,6 +419,7 @@ func safeCall(ctx context.Context, r Replier, m *Message, h Handler) (err error)
 // The message is marked done afterwards: it is the last thing that happens to it.
 func (ch *Channel) deadLetter(ctx context.Context, it *item, err error) {
 	ch.stats.deadLetters.Add(1)
+	ch.noteDeadLetter(ctx, it.m.OpenKfID)
 	ch.log.Error("wxkf: message dead-lettered", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID,
 		"msgtype", string(it.m.MsgType), "attempts", it.attempts, "err", err)
 	h := ch.onDead.Load()

@@ -8,6 +8,9 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel/metric/noop"
+	tracenoop "go.opentelemetry.io/otel/trace/noop"
+
 	"github.com/wxkf/wxkf/cursor"
 )
 
@@ -76,6 +79,10 @@ func NewRecorder(m *Message, opts ...ChannelOption) (*Recorder, error) {
 	}
 	ch := &Channel{cfg: c, client: client, log: c.logger, now: c.now, quota: newQuotaBook(c.now), states: newStateCache()}
 	ch.stats.errors = make(map[int]int64)
+	// A Recorder reports nothing: its sends are not WeCom's.
+	if ch.tel, err = newChannelTel(telemetryConfig{meters: noop.NewMeterProvider(), tracers: tracenoop.NewTracerProvider()}); err != nil {
+		return nil, err
+	}
 	rec := &Recorder{channel: ch, wire: wire, msg: *m}
 	if rec.msg.MsgID == "" {
 		rec.msg.MsgID = "recorder-msg"

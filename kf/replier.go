@@ -302,9 +302,10 @@ func (r *replier) refused95018(ctx context.Context, err error) error {
 	return &ReplyError{Reason: ErrSessionExpired, Dropped: 1, Err: err} // the bot has the session: 48 h passed
 }
 
-// do runs one Replier call through the reply record. build makes the call's messages (uploading
-// media as needed) given the quota left; it runs only when the call is not in the record yet.
-func (r *replier) do(ctx context.Context, kind, hash string, build func(ctx context.Context, left int) ([]Content, *ReplyError, error)) error {
+// reply runs one Replier call through the reply record. build makes the call's messages
+// (uploading media as needed) given the quota left; it runs only when the call is not in the
+// record yet. Replier methods call it through do, which counts what the quota dropped.
+func (r *replier) reply(ctx context.Context, kind, hash string, build func(ctx context.Context, left int) ([]Content, *ReplyError, error)) error {
 	if err := r.ready(ctx); err != nil {
 		return err
 	}
@@ -458,7 +459,9 @@ func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 	if !r.ch.quota.take(r.key, p.ID) {
 		return &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}
 	}
+	start := time.Now()
 	_, err := r.ch.client.SendMsg(ctx, SendMsgRequest{ToUser: r.user, OpenKfID: r.openKfID, MsgID: p.ID, Content: rawContent{p.Type, p.Body}})
+	r.ch.noteSend(ctx, r.openKfID, p.Type, start, err)
 	switch {
 	case err == nil:
 		r.ch.stats.replies.Add(1)

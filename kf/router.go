@@ -46,12 +46,12 @@ func NewRouter() *Router {
 		events: map[EventType]Handler{}}
 }
 
-// noop is the handler of a route registered with a nil Handler.
-func noop(context.Context, *Message, Replier) error { return nil }
+// nopHandler is the handler of a route registered with a nil Handler.
+func nopHandler(context.Context, *Message, Replier) error { return nil }
 
 func orNoop(h Handler) Handler {
 	if h == nil {
-		return noop
+		return nopHandler
 	}
 	return h
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/wxkf/wxkf/cursor"
 )
 
@@ -50,6 +52,8 @@ type account struct {
 	rounds uint64
 	seen   map[string]uint64
 	order  []string // seen's keys, oldest first (bounded)
+
+	obs accountObs // what telemetry and Health read
 }
 
 // maxSeenTokens bounds the tokens remembered for coalescing (one per recent callback).
@@ -59,10 +63,17 @@ const maxSeenTokens = 256
 // its loop if it is not running. Triggers coalesce: however many arrive during a pull, they cost
 // one more pull round. at is the callback's CreateTime (zero for triggers without a token).
 func (ch *Channel) trigger(openKfID, token string, at time.Time) bool {
+	ok, _ := ch.triggerRound(openKfID, token, at)
+	return ok
+}
+
+// triggerRound is trigger, also reporting whether the trigger was a repeat that a pull round
+// already covers (coalesced).
+func (ch *Channel) triggerRound(openKfID, token string, at time.Time) (ok, coalesced bool) {
 	ch.accMu.Lock()
 	defer ch.accMu.Unlock()
 	if ch.stopping.Load() {
-		return false // Shutdown waits for the loops: none may start after it began
+		return false, false // Shutdown waits for the loops: none may start after it began
 	}
 	a := ch.accounts[openKfID]
 	if a == nil {
@@ -74,7 +85,7 @@ func (ch *Channel) trigger(openKfID, token string, at time.Time) bool {
 		if first, ok := a.seen[token]; ok && a.rounds > first {
 			a.mu.Unlock()
 			ch.stats.coalesced.Add(1)
-			return true // a retry of a callback whose messages a pull that started later has covered
+			return true, true // a retry of a callback whose messages a pull that started later has covered
 		}
 		a.remember(token)
 		if a.token == "" || !at.Before(a.tokenAt) {
@@ -88,10 +99,10 @@ func (ch *Channel) trigger(openKfID, token string, at time.Time) bool {
 	if start {
 		ch.accWG.Add(1)
 		go a.run()
-		return true
+		return true, false
 	}
 	a.poke()
-	return true
+	return true, false
 }
 
 func (a *account) poke() {
@@ -192,8 +203,10 @@ func (a *account) run() {
 		}
 		bo.reset()
 		ch.stats.leaseHeld.Add(1)
+		a.obs.held.Store(true)
 		s := newSession(a, lease)
 		s.run()
+		a.obs.held.Store(false)
 		ch.stats.leaseHeld.Add(-1)
 		rctx, cancel := context.WithTimeout(context.WithoutCancel(ch.workCtx), 5*time.Second)
 		if err := lease.Release(rctx); err != nil && !errors.Is(err, cursor.ErrLeaseLost) {
@@ -227,6 +240,8 @@ type session struct {
 	saved      string    // the cursor last saved (by load, then only by the committer)
 	boundary   time.Time // skip messages sent before this (zero: skip nothing)
 	limit      int       // the sync_msg limit in use
+
+	pullSpan trace.SpanContext // the span of the page being queued: its messages' spans link to it
 
 	over atomic.Bool // the holding ended: lease lost or hard stop (see valid)
 
@@ -323,6 +338,7 @@ func (s *session) run() {
 	}
 	if lostLease {
 		ch.stats.leaseLosses.Add(1)
+		ch.noteLeaseLoss(s.a.id)
 		ch.log.Warn("wxkf: lease lost; dropping this holding's queue (the next holder pulls it again)",
 			"open_kfid", s.a.id, "token", s.lease.Token())
 		s.a.setPending()
@@ -525,8 +541,10 @@ func (s *session) pull(token string) bool {
 			return true
 		}
 		req := SyncMsgRequest{Cursor: s.pullCursor, Token: token, Limit: s.limit, OpenKfID: s.a.id}
-		resp, err := ch.client.SyncMsg(ch.pullCtx, req)
+		pctx, pspan, pstart := s.startPull(req)
+		resp, err := ch.client.SyncMsg(pctx, req)
 		if err != nil {
+			s.endPull(pctx, pspan, pstart, nil, err, false)
 			switch {
 			case token != "" && errors.Is(err, ErrInvalidMsgToken):
 				s.a.dropToken(token) // expired or bad: pull without it (rate-limited, but works)
@@ -545,7 +563,9 @@ func (s *session) pull(token string) bool {
 			return false
 		}
 		ch.stats.pulls.Add(1)
-		if !s.dispatchPage(req.Cursor, resp) {
+		dispatched := s.dispatchPage(req.Cursor, resp)
+		s.endPull(pctx, pspan, pstart, resp, nil, dispatched)
+		if !dispatched {
 			return false
 		}
 		unchanged := resp.NextCursor == "" || resp.NextCursor == s.pullCursor
@@ -673,6 +693,7 @@ func (s *session) dispatchPage(start string, resp *SyncMsgResponse) bool {
 				s.readmit(m, status)
 			} else if p != nil {
 				ch.stats.dedupeHits.Add(1) // in flight or done already in this holding
+				ch.noteDedupe(s.a.id)
 			}
 			continue
 		}
@@ -680,8 +701,10 @@ func (s *session) dispatchPage(start string, resp *SyncMsgResponse) bool {
 			continue // an old page seen again during a rewind
 		}
 		ch.stats.messages.Add(1)
+		ch.noteMessage(s.a.id, m)
 		if status.Done {
 			ch.stats.dedupeHits.Add(1)
+			ch.noteDedupe(s.a.id)
 			s.tr.settled(p, m.MsgID)
 			continue
 		}

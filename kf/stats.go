@@ -1,6 +1,7 @@
 package kf
 
 import (
+	"errors"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -86,10 +87,21 @@ func (ch *Channel) noteCode(err error) {
 	ch.stats.mu.Unlock()
 }
 
-// noteErr logs and counts an error of a background operation (retried: Warn).
+// noteErr logs and counts an error of a background operation (retried: Warn). An API error adds
+// its errcode and path.
 func (ch *Channel) noteErr(op string, err error, attrs ...any) {
 	ch.noteCode(err)
-	ch.log.Warn("wxkf: "+op+" failed", append(attrs, "err", err)...)
+	ch.log.Warn("wxkf: "+op+" failed", errAttrs(attrs, err)...)
+}
+
+// errAttrs appends err to a log call's attributes: its errcode and path if it is an API error,
+// then err itself.
+func errAttrs(attrs []any, err error) []any {
+	var ae *APIError
+	if errors.As(err, &ae) {
+		attrs = append(attrs, "errcode", ae.Code, "path", ae.Path)
+	}
+	return append(attrs, "err", err)
 }
 
 // noteMalformed counts and logs an item the engine cannot track: no msgid, a msgid that is not a

@@ -179,7 +179,7 @@ func (ts *tokenSource) refresh(ctx context.Context) (string, error) {
 	// costs one gettoken per process instead of failing every call.
 	value, ttl, err := ts.store.Get(ctx, ts.key)
 	if err != nil {
-		ts.c.log.LogAttrs(ctx, slog.LevelWarn, "kf: token store get failed", slog.String("error", redact(err.Error())))
+		ts.c.log.LogAttrs(ctx, slog.LevelWarn, "kf: token store get failed", slog.String("err", redact(err.Error())))
 	} else if value != "" && value != bad && ttl > ts.margin {
 		ts.set(value, now.Add(ttl-ts.margin))
 		ts.c.log.LogAttrs(ctx, slog.LevelDebug, "kf: access token from store", slog.Duration("ttl", ttl))
@@ -190,6 +190,7 @@ func (ts *tokenSource) refresh(ctx context.Context) (string, error) {
 		return "", err
 	}
 	tok, expiresIn, err := ts.c.fetchToken(ctx)
+	ts.c.tel.noteRefresh(ctx, err)
 	if err != nil {
 		err = &tokenFetchError{err: err}
 		if code := ErrorCode(err); code == codeInvalidSecret || code == codeInvalidCorpID {
@@ -205,7 +206,7 @@ func (ts *tokenSource) refresh(ctx context.Context) (string, error) {
 	}
 	ts.set(tok, now.Add(expiresIn-margin))
 	if err := ts.store.Set(ctx, ts.key, tok, expiresIn); err != nil {
-		ts.c.log.LogAttrs(ctx, slog.LevelWarn, "kf: token store set failed", slog.String("error", redact(err.Error())))
+		ts.c.log.LogAttrs(ctx, slog.LevelWarn, "kf: token store set failed", slog.String("err", redact(err.Error())))
 	}
 	ts.c.log.LogAttrs(ctx, slog.LevelInfo, "kf: access token refreshed", slog.Duration("expires_in", expiresIn))
 	return tok, nil

@@ -131,7 +131,9 @@ func (c *Client) call(ctx context.Context, req *request, out any) error {
 	return err
 }
 
-func (c *Client) do(ctx context.Context, req *request, out any) (*callState, error) {
+// exchange performs req: the HTTP attempts and the classification of the reply. do wraps it
+// with the call's span and metrics.
+func (c *Client) exchange(ctx context.Context, req *request, out any) (*callState, error) {
 	if ctx == nil {
 		return nil, invalidf("nil context")
 	}
@@ -289,7 +291,8 @@ func (st *callState) retryCondition(resp *resty.Response, err error) bool {
 			closeBody(resp)
 		}
 		st.c.log.LogAttrs(st.ctx, slog.LevelWarn, "kf: retrying",
-			slog.String("path", st.req.path), slog.Int("attempt", st.attempt), slog.String("reason", reason))
+			slog.String("path", st.req.path), slog.Int("attempt", st.attempt), slog.Int("errcode", ErrorCode(cerr)),
+			slog.String("reason", reason))
 	}
 	return retry
 }
@@ -374,7 +377,7 @@ func (c *Client) logCall(ctx context.Context, st *callState, start time.Time, er
 		if code := ErrorCode(err); code != 0 {
 			attrs = append(attrs, slog.Int("errcode", code))
 		}
-		attrs = append(attrs, slog.String("error", c.scrub(err.Error())))
+		attrs = append(attrs, slog.String("err", c.scrub(err.Error())))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "kf: call", attrs...)
 }

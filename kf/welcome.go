@@ -31,21 +31,26 @@ func (ch *Channel) welcome(ctx context.Context, m *Message) {
 	c, err := ch.callWelcome(ctx, *h, m)
 	if err != nil || c == nil {
 		if err != nil {
-			ch.log.Warn("wxkf: welcome handler failed", "open_kfid", m.OpenKfID, "msgid", m.MsgID, "err", err)
+			// The welcome code is single use and short-lived: this welcome is lost.
+			ch.log.Error("wxkf: welcome handler failed; no welcome sent", "open_kfid", m.OpenKfID, "msgid", m.MsgID, "err", err)
 			ch.stats.handlerErrors.Add(1)
 		}
 		return
 	}
+	start := time.Now()
 	_, err = ch.client.SendMsgOnEvent(ctx, SendMsgOnEventRequest{
 		Code: m.Event.WelcomeCode, MsgID: clientMsgID(m.OpenKfID, m.MsgID, 0), Content: c,
 	})
+	ch.noteSend(ctx, m.OpenKfID, c.MsgType(), start, err)
 	switch {
 	case err == nil:
 		ch.stats.replies.Add(1)
 	case isDuplicateMsgID(err):
 		ch.noteDuplicate(err)
 	default:
-		ch.noteErr("send_msg_on_event", err, "open_kfid", m.OpenKfID, "msgid", m.MsgID)
+		ch.noteCode(err)
+		ch.log.Error("wxkf: welcome not sent (its code is single use)",
+			errAttrs([]any{"open_kfid", m.OpenKfID, "msgid", m.MsgID}, err)...)
 	}
 }
 

@@ -1,18 +1,21 @@
 // Command mux shows a wxkf Channel mounted on a service's existing net/http mux, beside its other
-// routes (/healthz and the site at /), with a graceful shutdown on SIGTERM. The bot itself is a
-// one-liner; see examples/echo and examples/llm for real ones.
+// routes (the site at /), with its OpenTelemetry metrics served to Prometheus at /metrics, the
+// Channel's probes at /healthz and /readyz, and a graceful shutdown on SIGTERM. The bot itself is
+// a one-liner; see examples/echo and examples/llm for real ones.
 //
 //	WECHATCOM_CORP_ID=ww… WECHATCOM_KF_SECRET=… WECHATCOM_KF_TOKEN=… \
 //	WECHATCOM_KF_AES_KEY=… go run ./examples/mux
 //
 // Settings are examples/echo's: config.json in the working directory, environment overriding it.
-// The WeCom callback URL is http://your-host:9899/wxkf/.
+// The WeCom callback URL is http://your-host:9899/wxkf/. WXKF_MUX_TRACE=stdout prints every span
+// (callback, pull, message, API call) to standard output.
 package main
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -35,8 +38,10 @@ func main() {
 	}
 }
 
-// newApp builds the service's handler: its own routes, and the Channel at /wxkf/.
-func newApp(cfg kf.Config, log *slog.Logger, opts ...kf.ChannelOption) (http.Handler, *kf.Channel, error) {
+// newApp builds the service's handler: its own routes, its metrics and probes, and the Channel at
+// /wxkf/.
+func newApp(cfg kf.Config, log *slog.Logger, tel *telemetry, opts ...kf.ChannelOption) (http.Handler, *kf.Channel, error) {
+	opts = append(opts, tel.channelOptions()...)
 	ch, err := kf.NewChannel(cfg, append(opts, kf.WithChannelLogger(log))...)
 	if err != nil {
 		return nil, nil, err
@@ -49,11 +54,13 @@ func newApp(cfg kf.Config, log *slog.Logger, opts ...kf.ChannelOption) (http.Han
 	})
 
 	mux := http.NewServeMux()
+	// Operations: Prometheus scrapes /metrics; the orchestrator probes /healthz (is the process
+	// alive?) and /readyz (can it work: store reachable, access token obtainable?). Keep them off
+	// the public internet: /readyz names the accounts and the errors.
+	mux.Handle("GET /metrics", tel.metrics)
+	mux.Handle("GET /healthz", ch.LivenessHandler())
+	mux.Handle("GET /readyz", ch.ReadinessHandler())
 	// The service's own routes.
-	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintln(w, "ok")
-	})
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintln(w, "my existing service")
@@ -75,7 +82,16 @@ func run(ctx context.Context, dir string, log *slog.Logger) error {
 		return err
 	}
 	defer closeStores()
-	h, ch, err := newApp(cfg.KF(), log, opts...)
+	var traceOut io.Writer
+	if os.Getenv("WXKF_MUX_TRACE") == "stdout" {
+		traceOut = os.Stdout
+	}
+	tel, err := newTelemetry(traceOut)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = tel.shutdown(context.Background()) }()
+	h, ch, err := newApp(cfg.KF(), log, tel, opts...)
 	if err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -11,13 +12,18 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxkf/wxkf/config"
+	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
 )
 
@@ -32,21 +38,31 @@ func get(t *testing.T, method, url string) (int, string) {
 	return resp.StatusCode, string(b)
 }
 
-// The service's routes work beside the Channel, and a kftest callback through the mux reaches
-// the bot.
-func TestRoutesBesideTheChannel(t *testing.T) {
-	t.Parallel()
+// testApp is newApp served by an httptest server, with kftest as WeCom; traceOut receives the
+// spans (nil: no tracing).
+func testApp(t *testing.T, traceOut io.Writer) (*kftest.Server, *httptest.Server, *kf.Channel, *telemetry) {
+	t.Helper()
 	wecom := kftest.NewServer()
-	defer wecom.Close()
+	t.Cleanup(wecom.Close)
 	cfg := &config.Config{CorpID: wecom.CorpID(), Secret: wecom.Secret(), Token: wecom.CallbackToken(),
 		AESKey: wecom.EncodingAESKey(), APIBase: wecom.URL(), CursorDir: t.TempDir(), SkipHistory: true}
 	opts, closeStores, err := cfg.ChannelOptions()
 	require.NoError(t, err)
-	defer closeStores()
-	h, ch, err := newApp(cfg.KF(), slog.New(slog.DiscardHandler), opts...)
+	t.Cleanup(closeStores)
+	tel, err := newTelemetry(traceOut)
+	require.NoError(t, err)
+	h, ch, err := newApp(cfg.KF(), slog.New(slog.DiscardHandler), tel, opts...)
 	require.NoError(t, err)
 	hs := httptest.NewServer(h)
-	defer hs.Close()
+	t.Cleanup(hs.Close)
+	return wecom, hs, ch, tel
+}
+
+// The service's routes work beside the Channel, and a kftest callback through the mux reaches
+// the bot.
+func TestRoutesBesideTheChannel(t *testing.T) {
+	t.Parallel()
+	wecom, hs, ch, _ := testApp(t, nil)
 	defer func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
@@ -59,6 +75,7 @@ func TestRoutesBesideTheChannel(t *testing.T) {
 		body         string
 	}{
 		{"GET", "/healthz", 200, "ok\n"},
+		{"GET", "/readyz", 200, ""},
 		{"HEAD", "/healthz", 200, ""},
 		{"POST", "/healthz", 405, ""},
 		{"GET", "/", 200, "my existing service\n"},
@@ -149,4 +166,106 @@ func freePort(t *testing.T) int {
 	require.NoError(t, err)
 	defer ln.Close()
 	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// /metrics is a real Prometheus scrape: after one message, the text format parses with expfmt and
+// holds the SDK's counters, histograms and gauges with the values of that message; the spans of
+// its callback, pull, handler run and API calls are printed as JSON.
+func TestMetricsScrape(t *testing.T) {
+	t.Parallel()
+	var traces syncBuffer
+	wecom, hs, ch, tel := testApp(t, &traces)
+
+	wecom.AddText("carol", "几点了")
+	require.NoError(t, wecom.Notify(context.Background(), hs.URL+"/wxkf/", wecom.OpenKfID()))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := wecom.WaitSentTo(ctx, wecom.OpenKfID(), "carol", 1)
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return ch.Stats().Handled == 1 }, 10*time.Second, 5*time.Millisecond)
+
+	resp, err := http.Get(hs.URL + "/metrics")
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	families, err := parser.TextToMetricFamilies(resp.Body)
+	require.NoError(t, err)
+
+	// value returns the value of the one sample of family with the given labels.
+	value := func(family string, labels map[string]string) float64 {
+		t.Helper()
+		mf, ok := families[family]
+		require.True(t, ok, "no family %s", family)
+		var found []float64
+		for _, m := range mf.GetMetric() {
+			got := map[string]string{}
+			for _, lp := range m.GetLabel() {
+				got[lp.GetName()] = lp.GetValue()
+			}
+			match := true
+			for k, v := range labels {
+				if got[k] != v {
+					match = false
+				}
+			}
+			if !match {
+				continue
+			}
+			switch mf.GetType() {
+			case dto.MetricType_COUNTER:
+				found = append(found, m.GetCounter().GetValue())
+			case dto.MetricType_GAUGE:
+				found = append(found, m.GetGauge().GetValue())
+			case dto.MetricType_HISTOGRAM:
+				found = append(found, float64(m.GetHistogram().GetSampleCount()))
+			}
+		}
+		require.Len(t, found, 1, "%s%v", family, labels)
+		return found[0]
+	}
+	kfid := wecom.OpenKfID()
+	assert.EqualValues(t, 1, value("wxkf_callback_count_total", map[string]string{"wxkf_callback_result": "accepted"}))
+	assert.EqualValues(t, 1, value("wxkf_message_count_total", map[string]string{
+		"wxkf_open_kfid": kfid, "wxkf_msgtype": "text", "wxkf_origin": "3"}))
+	assert.EqualValues(t, 1, value("wxkf_handler_duration_seconds", map[string]string{
+		"wxkf_open_kfid": kfid, "wxkf_outcome": "ok"}))
+	assert.EqualValues(t, 1, value("wxkf_send_count_total", map[string]string{
+		"wxkf_open_kfid": kfid, "wxkf_outcome": "accepted", "wxkf_errcode": "0"}))
+	assert.EqualValues(t, 1, value("wxkf_send_duration_seconds", map[string]string{"wxkf_outcome": "accepted"}))
+	assert.EqualValues(t, 1, value("wxkf_api_call_count_total", map[string]string{
+		"wxkf_api_path": "/cgi-bin/kf/send_msg", "wxkf_errcode": "0"}))
+	assert.EqualValues(t, wecom.Calls("/cgi-bin/kf/sync_msg"), value("wxkf_api_call_duration_seconds", map[string]string{
+		"wxkf_api_path": "/cgi-bin/kf/sync_msg"}))
+	assert.EqualValues(t, 1, value("wxkf_token_refresh_count_total", map[string]string{"wxkf_outcome": "ok"}))
+	assert.EqualValues(t, 0, value("wxkf_message_in_flight", nil))
+	assert.GreaterOrEqual(t, value("wxkf_cursor_lag_seconds", map[string]string{"wxkf_open_kfid": kfid}), 0.0)
+	assert.Contains(t, families, "go_goroutines", "the service's own collectors beside the SDK's")
+
+	sctx, scancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer scancel()
+	require.NoError(t, ch.Shutdown(sctx))
+	require.NoError(t, tel.shutdown(sctx)) // flushes the spans
+	for _, name := range []string{`"wxkf.callback"`, `"wxkf.pull"`, `"wxkf.message"`, `"POST /cgi-bin/kf/send_msg"`} {
+		assert.Contains(t, traces.String(), `"Name": `+name)
+	}
+	assert.NotContains(t, traces.String(), "carol", "no external_userid in traces unless asked")
+}
+
+// syncBuffer is a bytes.Buffer safe for the exporter's goroutine and the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }

@@ -124,6 +124,9 @@ func TestBrowser(t *testing.T) {
 	until("the 42001 in the live log", `[...document.querySelectorAll('#log .line.is-error .code')].some(c => c.textContent === 'errcode 42001')`)
 	until("the bot answers anyway", `[...document.querySelectorAll('.msg.out.bot .bubble')].some(b => b.textContent === 'still there?')`)
 	until("quota shown", `document.querySelector('#quota-n').textContent === '4 / 5'`)
+	until("the OpenTelemetry card", `document.querySelector('#m-p99').textContent.endsWith(' ms') && `+
+		`[...document.querySelectorAll('#m-sends .code')].some(c => c.textContent.startsWith('ok ×')) && `+
+		`document.querySelector('#m-lag').textContent.endsWith(' s')`)
 
 	// Scroll the chat to its end, like a customer reading along, and let animations settle.
 	step("settle",

@@ -97,6 +97,7 @@ type tag struct {
 type stateEvent struct {
 	Customers map[string]customerState `json:"customers"`
 	Stats     statsView                `json:"stats"`
+	Metrics   *metricsView             `json:"metrics,omitempty"`
 	Faults    faultsView               `json:"faults"`
 }
 

@@ -59,6 +59,7 @@ type sandbox struct {
 	hub    *hub
 	bot    *bot
 	ffmpeg *media.FFmpeg // nil when ffmpeg is not installed: voices are download-only then
+	meters *liveMetrics  // the Channel's OpenTelemetry metrics, for the metrics card
 
 	base  string // http://host:port
 	cbURL string // the callback URL the fake WeCom posts to: this server's /wxkf/
@@ -179,6 +180,7 @@ func newSandbox(cfg config, base, stateDir string) (*sandbox, error) {
 	// Everything the SDK logs also goes to the page, as "sdk" lines.
 	sb.log = slog.New(&teeHandler{next: cfg.Log.Handler(), hub: sb.hub, level: slog.LevelInfo})
 	sb.unobs = sb.srv.Observe(func(r kftest.Record) { sb.hub.logEvent(recordToLog(r)) })
+	sb.meters = newLiveMetrics()
 
 	ch, err := kf.NewChannel(kf.Config{
 		CorpID: sb.srv.CorpID(), Secret: sb.srv.Secret(),
@@ -188,6 +190,7 @@ func newSandbox(cfg config, base, stateDir string) (*sandbox, error) {
 		kf.WithClientOptions(kf.WithBaseURL(sb.srv.URL())),
 		kf.WithChannelLogger(sb.log),
 		kf.WithBurstWindow(cfg.Burst),
+		kf.WithMeterProvider(sb.meters.mp),
 	)
 	if err != nil {
 		sb.unobs()
@@ -220,6 +223,7 @@ func (sb *sandbox) close() {
 	sb.bg.Wait()
 	sb.unobs()
 	sb.srv.Close()
+	_ = sb.meters.mp.Shutdown(context.Background())
 }
 
 // watchSent turns every send the fake WeCom accepted into a chat bubble, in acceptance order:
@@ -314,6 +318,9 @@ func (sb *sandbox) snapshotState() *stateEvent {
 		for code, n := range s.ErrorsByCode {
 			st.Stats.Errors[strconv.Itoa(code)] = n
 		}
+	}
+	if mv, err := sb.meters.snapshot(context.Background(), kfID); err == nil {
+		st.Metrics = mv
 	}
 	return st
 }

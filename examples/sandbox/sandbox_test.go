@@ -341,6 +341,15 @@ func TestTextEchoThroughEventStream(t *testing.T) {
 		st := state()
 		return st.Stats.Replies == 1 && st.Stats.Callbacks >= 1 && st.Stats.Handled == 1
 	}, waitFor, 20*time.Millisecond, "stats: %+v", state().Stats)
+	// The OpenTelemetry card: the one send, one handler run, and the cursor lag of the account.
+	require.Eventually(t, func() bool {
+		m := state().Metrics
+		return m != nil && m.Sends["ok"] == 1 && m.HandlerRuns >= 1 && m.CursorLagS != nil
+	}, waitFor, 20*time.Millisecond, "metrics: %+v", state().Metrics)
+	m := state().Metrics
+	assert.Positive(t, m.HandlerP50MS)
+	assert.GreaterOrEqual(t, m.HandlerP99MS, m.HandlerP50MS)
+	assert.GreaterOrEqual(t, *m.CursorLagS, 0.0)
 }
 
 // "long" is split by Replier.Text into parts of at most 2048 bytes; the page labels them 1/3..3/3,

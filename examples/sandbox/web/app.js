@@ -18,6 +18,7 @@
     log: $("#log"), mode: $("#mode"), conn: $("#conn span"), phoneSub: $("#phone-sub"), stateChip: $("#state-chip"),
     sessUser: $("#sess-user"), sessWindow: $("#sess-window"), sessState: $("#sess-state"), sessServicer: $("#sess-servicer"),
     quota: $("#quota"), quotaN: $("#quota-n"), errors: $("#errors-by-code"), busy: $("#busy"), drop: $("#drop"),
+    mP50: $("#m-p50"), mP99: $("#m-p99"), mRuns: $("#m-runs"), mLag: $("#m-lag"), mSends: $("#m-sends"),
     faultDetail: $("#fault-detail"), toast: $("#toast"), onlyUser: $("#only-user"),
   };
 
@@ -349,6 +350,21 @@
   }
 
   // ---------- state ----------
+  // The OpenTelemetry card: handler latency quantiles, sends by WeCom errcode, cursor lag.
+  function renderMetrics(m) {
+    if (!m) return;
+    const ms = (v) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)) + " ms";
+    ui.mRuns.textContent = m.handler_runs;
+    ui.mP50.textContent = m.handler_runs ? ms(m.handler_p50_ms) : "—";
+    ui.mP99.textContent = m.handler_runs ? ms(m.handler_p99_ms) : "—";
+    ui.mLag.textContent = m.cursor_lag_s == null ? "—" : m.cursor_lag_s + " s";
+    const sends = m.sends || {};
+    const keys = Object.keys(sends).sort((a, b) => (a === "ok" ? -1 : b === "ok" ? 1 : a.localeCompare(b)));
+    ui.mSends.replaceChildren();
+    if (!keys.length) ui.mSends.textContent = "none";
+    for (const k of keys) ui.mSends.append(el("span", "code" + (k === "ok" ? " ok" : ""), k + " ×" + sends[k]));
+  }
+
   function renderState() {
     const st = store.state;
     const u = user();
@@ -376,6 +392,7 @@
     const codes = Object.keys(errs).sort();
     if (!codes.length) ui.errors.textContent = "none";
     for (const code of codes) ui.errors.append(el("span", "code", (code === "0" ? "local" : code) + " ×" + errs[code]));
+    renderMetrics(st.metrics);
     for (const [key, btn] of [["busy", ui.busy], ["drop", ui.drop]]) {
       const on = !!(st.faults && st.faults[key]);
       btn.classList.toggle("active", on);
