@@ -50,6 +50,7 @@ type Client struct {
 	maxAttempts      int
 	maxDownloadBytes int64
 	now              func() time.Time
+	limits           clientLimits
 }
 
 // ClientOption configures NewClient. A nil ClientOption is ignored.
@@ -66,6 +67,7 @@ type clientConfig struct {
 	margin           time.Duration
 	maxDownloadBytes int64
 	clock            func() time.Time
+	limiter          RateLimiter
 }
 
 // WithBaseURL sets the API origin (default DefaultBaseURL); kftest servers and proxies use it.
@@ -235,6 +237,9 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 	if cfg.httpClient == nil {
 		cfg.httpClient = &http.Client{Transport: defaultTransport()}
 	}
+	if cfg.limiter == nil {
+		cfg.limiter, _ = NewRateLimiter() // the defaults are valid
+	}
 	c := &Client{
 		corpID:           corpID,
 		secret:           secret,
@@ -243,6 +248,7 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 		maxDownloadBytes: cfg.maxDownloadBytes,
 		now:              cfg.clock,
 	}
+	c.limits.limiter = cfg.limiter
 	c.tokens = &tokenSource{
 		c:      c,
 		store:  cfg.store,

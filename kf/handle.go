@@ -228,6 +228,9 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 		it.rec = rec
 	}
 	hctx, cancel := context.WithTimeout(s.ctx, ch.cfg.handlerTO)
+	if it.attempts > 1 {
+		hctx = PriorityContext(hctx, PriorityRetry) // fresh messages' replies go first
+	}
 	r := ch.newReplier(it, s)
 	err := ch.runHooks(hctx, it.m, r)
 	timedOut := hctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil
