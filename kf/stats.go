@@ -35,7 +35,8 @@ type Stats struct {
 	LeasesHeld        int64 // account leases held now
 	// RateLimited counts the client's 45009 answers (WeCom's frequency limit, doc 90454);
 	// RateLimitPauses the pauses of an API path they started (see NewRateLimiter);
-	// RateLimitWait is the time API calls spent waiting for the rate limiter.
+	// RateLimitWait is the time API calls spent in the rate limiter (a shared store's round
+	// trips included).
 	RateLimited     int64
 	RateLimitPauses int64
 	RateLimitWait   time.Duration
