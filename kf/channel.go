@@ -28,7 +28,8 @@ type Config struct {
 // per-account metadata and reply records. cursor.OpenDir (one process, the default) and
 // cursor/redis (several replicas) implement it. The Channel writes only through a held lease, so a
 // replica that lost an account cannot overwrite its successor's state. A Stores that also
-// implements TokenStore shares the access token too.
+// implements TokenStore shares the access token too, and one that implements RateStore the rate
+// limiter's budget and pauses.
 type Stores interface {
 	cursor.State
 }
@@ -173,6 +174,13 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 		copts := []ClientOption{WithLogger(c.logger)}
 		if ts, ok := ch.stores.(TokenStore); ok {
 			copts = append(copts, WithTokenStore(ts))
+		}
+		if rs, ok := ch.stores.(RateStore); ok {
+			l, err := NewRateLimiter(WithRateStore(rs)) // WithClientOptions(WithRateLimiter) overrides it
+			if err != nil {
+				return fail(err)
+			}
+			copts = append(copts, WithRateLimiter(l))
 		}
 		copts = append(copts, c.tel.clientOptions()...)
 		copts = append(copts, c.clientOpts...)

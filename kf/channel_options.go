@@ -72,7 +72,9 @@ const (
 // process, cursor/redis for several replicas sharing one Redis. The default opens cursor.OpenDir
 // on the state directory (WithStateDir). A Stores that implements TokenStore also shares the
 // access token between replicas (unless WithClient or a WithClientOptions(WithTokenStore) says
-// otherwise). The Channel does not close stores it was given.
+// otherwise), and one that implements RateStore (cursor/redis) the rate limiter, with WeCom's
+// ceilings (unless WithClient or a WithClientOptions(WithRateLimiter) says otherwise). The Channel
+// does not close stores it was given.
 func WithStores(s Stores) ChannelOption {
 	return func(c *channelConfig) error {
 		if s == nil {

@@ -51,6 +51,7 @@ type Client struct {
 	maxDownloadBytes int64
 	now              func() time.Time
 	tel              *clientTel
+	limits           clientLimits
 }
 
 // ClientOption configures NewClient. A nil ClientOption is ignored.
@@ -68,6 +69,7 @@ type clientConfig struct {
 	maxDownloadBytes int64
 	clock            func() time.Time
 	tel              telemetryConfig
+	limiter          RateLimiter
 }
 
 // WithBaseURL sets the API origin (default DefaultBaseURL); kftest servers and proxies use it.
@@ -237,6 +239,9 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 	if cfg.httpClient == nil {
 		cfg.httpClient = &http.Client{Transport: defaultTransport()}
 	}
+	if cfg.limiter == nil {
+		cfg.limiter, _ = NewRateLimiter() // the defaults are valid
+	}
 	c := &Client{
 		corpID:           corpID,
 		secret:           secret,
@@ -249,6 +254,7 @@ func NewClient(corpID, secret string, opts ...ClientOption) (*Client, error) {
 	if c.tel, terr = newClientTel(cfg.tel); terr != nil {
 		c.log.Warn("kf: telemetry instrument", "err", terr) // a no-op instrument stands in
 	}
+	c.limits.limiter = cfg.limiter
 	c.tokens = &tokenSource{
 		c:      c,
 		store:  cfg.store,

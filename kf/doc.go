@@ -81,16 +81,38 @@
 // Optional pieces on top of OnMessage, each a Handler or a Middleware: Router dispatches by menu
 // click, keyword, pattern, msgtype and event type, and builds msgmenu contents whose clicks route
 // back to it (with a 转人工 item, HandoffHandler); Channel.Use wraps the hooks in Middleware such as
-// Logging and RateLimit; Replier.Stream sends a language model's answer while it is generated,
+// Logging and LimitCustomers; Replier.Stream sends a language model's answer while it is generated,
 // within the quota and the rerun rules; OnSessionEnd and EndSession send a closing message or a
 // survey with the session's msg_code; Recorder tests a handler without a server.
+//
+// # Rate limits
+//
+// WeCom allows each corp 10,000 calls a minute and 150,000 an hour per API, and each IP 20,000 a
+// minute per API (doc 90454); a call over a limit is answered 45009 and WeCom then refuses that API
+// for the corp for a while (reported: a minute up to an hour). Every Client waits on a RateLimiter
+// before each HTTP attempt. The default, NewRateLimiter(), keeps each corp and API path 5 % under
+// those ceilings (WithRateMargin: calls flow at 95 %, and a burst after a quiet spell adds at most
+// 2.5 %) with the generic cell rate algorithm (GCRA), in the process. A 45009 pauses that API for
+// the corp: 1 minute, doubled by each consecutive 45009 up to an hour, starting over once 10
+// minutes passed without one (WithRatePause); after it one call goes first and the others a second
+// later, so that a lock WeCom still holds costs one call. It is logged at Warn and counted
+// (Stats.RateLimited, Stats.RateLimitPauses; Stats.RateLimitWait is the time calls spent waiting). A call that cannot go before its context's deadline fails at once
+// with ErrThrottled, which the Channel retries like any transient failure.
+//
+// When the budget is short, calls go by Priority, per corp and API path: replies to fresh messages
+// first, then the calls of a handler the Channel runs again (PriorityRetry), then sync_msg pulls
+// without a callback token (PriorityBackground). PriorityContext marks an application's own calls.
 //
 // # Scaling out
 //
 // Several replicas behind a load balancer share one Redis: pass cursor/redis's store with
 // WithStores. Each account is then pulled by one replica at a time (a lease), and cursors, done
-// msgids, reply records and the access token are shared. kf/kftest is a behavioural fake of the
-// API for tests.
+// msgids, reply records and the access token are shared. So is the rate limiter: a Channel whose
+// Stores implement RateStore (cursor/redis does, one Lua script per admission on a key hash-tagged
+// by corp, on the Redis server's clock) uses NewRateLimiter(WithRateStore(stores)), so the replicas
+// share each corp's budget, and a 45009 seen by one pauses the API on all of them. Give a Channel
+// other ceilings or a limiter of its own with WithClientOptions(WithRateLimiter(l)). kf/kftest is a
+// behavioural fake of the API for tests; its SetRateLimit enforces scaled-down limits.
 //
 // # Telemetry
 //
@@ -146,6 +168,10 @@
 //     error.type replaces it: token, network, timeout, canceled, an HTTP status code,
 //     unexpected_response or response_too_large.
 //   - wxkf.api.call.duration (histogram, s; as wxkf.api.call.count): one API call (Client).
+//   - wxkf.ratelimit.wait.duration (histogram, s; api.path): how long one attempt of an API call
+//     waited for the rate limiter, the shared store's round trip included (Client).
+//   - wxkf.ratelimit.pause.count (counter, {pause}; api.path): pauses of an API path for the whole
+//     corp that a 45009 answer started (Client; see Rate limits).
 //
 // Attribute keys are namespaced: wxkf.open_kfid, wxkf.msgtype, wxkf.origin, wxkf.outcome,
 // wxkf.errcode, wxkf.api.path, wxkf.callback.result and error.type. A Prometheus exporter turns

@@ -102,7 +102,8 @@ var (
 	// ErrTokenExpired is 42001: the access_token expired; refetched and retried once (§3).
 	ErrTokenExpired error = &APIError{Code: codeTokenExpired}
 	// ErrRateLimited is 45009: the frequency limit of the API was hit (doc 90454: per corp per API
-	// 10,000/min and 150,000/h). Not retried: back off at a higher level.
+	// 10,000/min and 150,000/h). Not retried by the client, which reports it to its RateLimiter:
+	// that pauses the API for the corp (see NewRateLimiter).
 	ErrRateLimited error = &APIError{Code: codeRateLimited}
 	// ErrConcurrencyLimit is 45033: too many concurrent calls; idempotent calls are retried first.
 	ErrConcurrencyLimit error = &APIError{Code: codeConcurrencyLimit}

@@ -18,7 +18,7 @@ import (
 func ExampleChannel_Use() {
 	bot := newExampleBot()
 	defer bot.close()
-	limit, err := kf.RateLimit(rate.Every(10*time.Second), 2, kf.WithRateLimitNotice("您发得太快了，请稍等。"))
+	limit, err := kf.LimitCustomers(rate.Every(10*time.Second), 2, kf.WithLimitNotice("您发得太快了，请稍等。"))
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -249,6 +249,9 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 	m := it.answered()
 	hctx, cancel := context.WithTimeout(s.ctx, ch.cfg.handlerTO)
 	hctx = withSpan(hctx, it.span) // the handler's own spans nest under the message's
+	if it.attempts > 1 {
+		hctx = PriorityContext(hctx, PriorityRetry) // fresh messages' replies go first
+	}
 	r := ch.newReplier(it, s, m)
 	err := ch.runHooks(hctx, m, r)
 	timedOut := hctx.Err() == context.DeadlineExceeded && s.ctx.Err() == nil

@@ -43,7 +43,7 @@ func Chain(h Handler, mw ...Middleware) Handler {
 // Use(a, b) runs a, then b, then the handler. Later calls add inner layers. Middleware applies to
 // every handler call that starts after Use returns, whichever order Use and OnMessage are called
 // in; it sees customer messages and events alike (check m.Origin or m.Event where that matters,
-// as RateLimit does). Nil middleware is skipped. Use is safe for concurrent use.
+// as LimitCustomers does). Nil middleware is skipped. Use is safe for concurrent use.
 //
 // There is no recovery middleware: the Channel recovers every handler panic (middleware
 // included), logs it with its stack, and hands the message to OnDeadLetter, so a recovering

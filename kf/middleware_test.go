@@ -76,16 +76,16 @@ func TestLoggingMiddleware(t *testing.T) {
 	assert.Nil(t, Logging(nil)(nil), "a nil logger: no middleware")
 }
 
-// RateLimit lets the burst through, answers the first message over the limit once, drops the
+// LimitCustomers lets the burst through, answers the first message over the limit once, drops the
 // rest while over, and lets the customer through again once the bucket refills. Other customers
 // and events are not affected.
-func TestRateLimit(t *testing.T) {
+func TestLimitCustomers(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
 	var mu sync.Mutex
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
 	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
-	mw, err := RateLimit(rate.Every(10*time.Second), 2, WithRateLimitClock(clock), WithRateLimitNotice("慢一点"), nil)
+	mw, err := LimitCustomers(rate.Every(10*time.Second), 2, WithLimitClock(clock), WithLimitNotice("慢一点"), nil)
 	require.NoError(t, err)
 	var handled atomic.Int32
 	h := mw(func(ctx context.Context, m *Message, r Replier) error { handled.Add(1); return r.Text(ctx, "answer") })
@@ -115,10 +115,10 @@ func TestRateLimit(t *testing.T) {
 	assert.EqualValues(t, 6, handled.Load(), "events pass")
 
 	for _, bad := range []func() error{
-		func() error { _, err := RateLimit(0, 1); return err },
-		func() error { _, err := RateLimit(1, 0); return err },
-		func() error { _, err := RateLimit(1, 1, WithRateLimitCustomers(0)); return err },
-		func() error { _, err := RateLimit(1, 1, WithRateLimitClock(nil)); return err },
+		func() error { _, err := LimitCustomers(0, 1); return err },
+		func() error { _, err := LimitCustomers(1, 0); return err },
+		func() error { _, err := LimitCustomers(1, 1, WithLimitMaxCustomers(0)); return err },
+		func() error { _, err := LimitCustomers(1, 1, WithLimitClock(nil)); return err },
 	} {
 		assert.ErrorIs(t, bad(), ErrInvalidArgument)
 	}
@@ -128,14 +128,14 @@ func TestRateLimit(t *testing.T) {
 func TestRateLimitBuckets(t *testing.T) {
 	t.Parallel()
 	now := time.Unix(1_700_000_000, 0)
-	l := &limiter{cfg: rateLimitConfig{customers: 100, now: func() time.Time { return now }}, limit: rate.Every(time.Second),
+	l := &customerLimiter{cfg: customerLimitConfig{customers: 100, now: func() time.Time { return now }}, limit: rate.Every(time.Second),
 		burst: 3, lru: list.New(), byKey: map[string]*list.Element{}}
 	for i := range 1000 {
 		l.decide(fmt.Sprint("c", i), "m")
 	}
 	assert.Equal(t, 100, l.size(), "bounded")
-	now = now.Add(rateLimitIdle + 3*time.Second) // every bucket full again and idle
-	for i := range rateLimitPruneEvery {
+	now = now.Add(limitIdle + 3*time.Second) // every bucket full again and idle
+	for i := range limitPruneEvery {
 		l.decide("fresh", fmt.Sprint("m", i))
 	}
 	assert.LessOrEqual(t, l.size(), 2, "pruned")
@@ -146,7 +146,7 @@ func TestRateLimitBuckets(t *testing.T) {
 func TestRateLimitWithRetries(t *testing.T) {
 	t.Parallel()
 	e := newEnv(t, fastRetry)
-	mw, err := RateLimit(rate.Every(time.Hour), 1)
+	mw, err := LimitCustomers(rate.Every(time.Hour), 1)
 	require.NoError(t, err)
 	e.ch.Use(mw)
 	var runs atomic.Int32
@@ -161,7 +161,7 @@ func TestRateLimitWithRetries(t *testing.T) {
 	e.waitTexts("ann", []string{"answer to one"}, 5*time.Second)
 	e.srv.AddText("ann", "two")
 	e.notify()
-	e.waitTexts("ann", []string{"answer to one", DefaultRateLimitNotice}, 5*time.Second)
+	e.waitTexts("ann", []string{"answer to one", DefaultLimitNotice}, 5*time.Second)
 	e.settle()
 	assert.EqualValues(t, 3, runs.Load())
 }

@@ -459,6 +459,7 @@ func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 	if !r.ch.quota.take(r.key, p.ID) {
 		return &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}
 	}
+	ctx = withCallGuard(ctx, r.leaseGuard) // checked again after the rate limiter's wait
 	start := time.Now()
 	_, err := r.ch.client.SendMsg(ctx, SendMsgRequest{ToUser: r.user, OpenKfID: r.openKfID, MsgID: p.ID, Content: rawContent{p.Type, p.Body}})
 	r.ch.noteSend(ctx, r.openKfID, p.Type, start, err)
@@ -476,7 +477,7 @@ func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 	r.ch.noteErr("send_msg", err, "open_kfid", r.openKfID, "msgid", r.recKey)
 	var req *RequestError
 	var he *HTTPError
-	if !errors.As(err, &req) && !errors.As(err, &he) {
+	if !errors.As(err, &req) && !errors.As(err, &he) || notSent(err) {
 		r.ch.quota.release(r.key, p.ID) // refused: it did not count. (After a network or gateway error it may have.)
 	}
 	switch ErrorCode(err) {

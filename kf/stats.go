@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unicode/utf8"
 )
 
@@ -34,6 +35,13 @@ type Stats struct {
 	EmptyPages        int64 // has_more answers with an unchanged cursor and no messages (backed off)
 	LeaseLosses       int64 // account leases lost while held (the holding's queue was dropped)
 	LeasesHeld        int64 // account leases held now
+	// RateLimited counts the client's 45009 answers (WeCom's frequency limit, doc 90454);
+	// RateLimitPauses the pauses of an API path they started (see NewRateLimiter);
+	// RateLimitWait is the time API calls spent in the rate limiter (a shared store's round
+	// trips included).
+	RateLimited     int64
+	RateLimitPauses int64
+	RateLimitWait   time.Duration
 	// ErrorsByCode counts API errors by WeCom errcode; local failures (stores, network) are
 	// under 0.
 	ErrorsByCode map[int]int64
@@ -71,6 +79,7 @@ func (ch *Channel) Stats() Stats {
 		QueueDepth: ch.disp.queued(), InFlight: int(st.inflight.Load()),
 	}
 	s.QueuedBytes, s.QueuedPeak = ch.disp.usage()
+	s.RateLimited, s.RateLimitPauses, s.RateLimitWait = ch.client.rateCounts()
 	st.mu.Lock()
 	s.ErrorsByCode = make(map[int]int64, len(st.errors))
 	for k, v := range st.errors {

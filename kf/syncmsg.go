@@ -68,6 +68,9 @@ func (c *Client) SyncMsg(ctx context.Context, req SyncMsgRequest) (*SyncMsgRespo
 	if err := req.validate(); err != nil {
 		return nil, err
 	}
+	if req.Token == "" {
+		ctx = PriorityContext(ctx, PriorityBackground) // WeCom limits these strictly: they go last
+	}
 	var out syncMsgReply
 	if err := c.call(ctx, &request{method: methodPost, path: pathSyncMsg, body: &req, retry: retryIdempotent}, &out); err != nil {
 		return nil, err

@@ -24,6 +24,9 @@ type clientTel struct {
 	refreshOK  *measure
 	refreshErr *measure
 	byCall     measureCache // path, errcode or error.type
+	rateWait   metric.Float64Histogram
+	ratePauses metric.Int64Counter
+	byPath     measureCache // path
 
 	namesMu sync.RWMutex
 	names   map[[2]string]string // method, path → span name
@@ -38,6 +41,10 @@ func newClientTel(cfg telemetryConfig) (*clientTel, error) {
 		duration: in.durations("wxkf.api.call.duration", "Duration of one WeCom API call, its retries included."),
 		refreshes: in.counter("wxkf.token.refresh.count", "{refresh}",
 			"Access tokens fetched from gettoken, by outcome."),
+		rateWait: in.durations("wxkf.ratelimit.wait.duration",
+			"Time one API call attempt waited for the corp-wide rate limiter (the store's round trip included), by path."),
+		ratePauses: in.counter("wxkf.ratelimit.pause.count", "{pause}",
+			"Pauses of an API path for the whole corp started by a 45009 answer (frequency limit), by path."),
 		callStart:  []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient)},
 		refreshOK:  newMeasure(keyOutcome.String("ok")),
 		refreshErr: newMeasure(keyOutcome.String("error")),
@@ -175,4 +182,19 @@ func (t *clientTel) noteRefresh(ctx context.Context, err error) {
 		ms = t.refreshErr
 	}
 	t.refreshes.Add(ctx, 1, ms.add...)
+}
+
+// pathMeasure is the attribute set of an API path.
+func (t *clientTel) pathMeasure(path string) *measure {
+	return t.byPath.get(measureKey{a: path}, func(k measureKey) *measure { return newMeasure(keyPath.String(k.a)) })
+}
+
+// rateWaited records a call attempt's wait for the rate limiter.
+func (c *Client) rateWaited(ctx context.Context, path string, d time.Duration) {
+	c.tel.rateWait.Record(ctx, d.Seconds(), c.tel.pathMeasure(path).rec...)
+}
+
+// ratePaused counts a pause of path that a 45009 started.
+func (c *Client) ratePaused(ctx context.Context, path string) {
+	c.tel.ratePauses.Add(ctx, 1, c.tel.pathMeasure(path).add...)
 }

@@ -87,6 +87,7 @@ func (c *Client) newResty(cfg clientConfig) *resty.Client {
 		SetRetryMaxWaitTime(cfg.maxWait).
 		SetRetryResetReaders(true).
 		SetHeader("User-Agent", "wxkf (+https://github.com/wxkf/wxkf)")
+	rc.OnBeforeRequest(c.waitRate) // first: the token is put on after the wait
 	rc.OnBeforeRequest(c.injectToken)
 	return rc
 }
@@ -179,6 +180,7 @@ func (c *Client) exchange(ctx context.Context, req *request, out any) (*callStat
 			closeBody(resp)
 		}
 	}
+	c.noteRateLimited(ctx, req.path, err)
 	c.logCall(ctx, st, start, err)
 	return st, err
 }

@@ -99,6 +99,7 @@ var redisTests = []struct {
 	{"LegacyMigration", testLegacyMigration},
 	{"TokenStore", testTokenStore},
 	{"LeaseSurvivesShortBlip", testLeaseSurvivesShortBlip},
+	{"RateLimitState", testRateLimitState},
 }
 
 // TestRedis runs the tests of this package against a single redis-server and against a Redis Cluster of three

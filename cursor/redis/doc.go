@@ -1,6 +1,7 @@
-// Package redis implements cursor.State on Redis (go-redis v9), plus a token store matching kf.TokenStore,
-// so that several replicas of a bot share cursors, per-account leases, done msgids, reply records, metadata
-// and the access_token. A single node, a failover group and a Redis Cluster all work; the server must be
+// Package redis implements cursor.State on Redis (go-redis v9), plus a token store matching kf.TokenStore
+// and a rate limiter store matching kf.RateStore, so that several replicas of a bot share cursors,
+// per-account leases, done msgids, reply records, metadata, the access_token and each corp's API budget
+// (doc 90454). A single node, a failover group and a Redis Cluster all work; the server must be
 // Redis 6.2 or newer.
 //
 //	client := goredis.NewClient(&goredis.Options{Addr: "localhost:6379"}) // or goredis.NewClusterClient
@@ -20,6 +21,7 @@
 //	<prefix>{<open_kfid>}:reply     hash     msgid → "<unix ms put>:<reply record>"
 //	<prefix>accounts                set      every open_kfid saved or written through a lease
 //	<prefix>token:<key>             string   a cached access_token, with its TTL
+//	<prefix>{<corpid>}:rate:<path>  hash     kf's rate limiter for a corp and API path (AdmitCalls, PauseCalls)
 //
 // Open_kfids, lease keys and the prefix must not contain '{' or '}'. The done set and the reply keys are
 // trimmed by the server's clock and expire a retention ([WithRetention], default 96 h) after their last

@@ -113,7 +113,7 @@ func newApp(cfg kf.Config, s settings, log *slog.Logger, opts ...kf.ChannelOptio
 	if err != nil {
 		return nil, nil, err
 	}
-	limit, err := kf.RateLimit(rate.Every(s.Every), s.Burst, kf.WithRateLimitNotice(noticeLimit))
+	limit, err := kf.LimitCustomers(rate.Every(s.Every), s.Burst, kf.WithLimitNotice(noticeLimit))
 	if err != nil {
 		return nil, nil, err
 	}

@@ -143,7 +143,7 @@ func TestFAQHandoffAndSurvey(t *testing.T) {
 }
 
 // One customer writing too fast gets one notice, then silence; another customer is unaffected.
-func TestFAQRateLimit(t *testing.T) {
+func TestFAQLimitCustomers(t *testing.T) {
 	t.Parallel()
 	a := newTestApp(t, "", 3)
 	for range 8 {
