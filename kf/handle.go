@@ -167,13 +167,17 @@ func (it *item) markDone() {
 }
 
 // marker writes the done marks of its session in batches: one store write covers every message
-// that finished while the previous write ran. A lost lease abandons the batch (the next holder
+// that finished while the previous write ran, or within markLinger of its start. A lost lease abandons the batch (the next holder
 // replays those messages, and their reply records keep their replies from going out twice); a store
 // error is retried with backoff.
 func (s *session) marker(stop <-chan struct{}, done chan<- struct{}) {
 	ch := s.ch
 	defer close(done)
 	bo := ch.newBackoff()
+	var last time.Time // when the last write started
+	linger := time.NewTimer(time.Hour)
+	linger.Stop()
+	defer linger.Stop()
 	for {
 		final := false
 		select {
@@ -181,6 +185,17 @@ func (s *session) marker(stop <-chan struct{}, done chan<- struct{}) {
 		case <-stop:
 			final = true
 		}
+		if wait := markLinger - time.Since(last); !final && wait > 0 {
+			// A write went out a moment ago: collect what finishes meanwhile into the next one.
+			linger.Reset(wait)
+			select {
+			case <-linger.C:
+			case <-stop:
+				linger.Stop()
+				final = true
+			}
+		}
+		last = time.Now()
 		for {
 			s.mu.Lock()
 			n := min(len(s.marks), maxMarkBatch)
@@ -198,8 +213,15 @@ func (s *session) marker(stop <-chan struct{}, done chan<- struct{}) {
 	}
 }
 
-// maxMarkBatch bounds the msgids of one done-mark write.
-const maxMarkBatch = 1000
+const (
+	// maxMarkBatch bounds the msgids of one done-mark write.
+	maxMarkBatch = 1000
+	// markLinger is the least time between two done-mark writes of a session. A message that finishes
+	// with no write in the last markLinger is marked at once; under load the marks of markLinger go
+	// in one write (at the ceiling of 10,000 sends a minute, about 8 messages). Nothing waits for the
+	// marks but the cursor and the lease's release.
+	markLinger = 50 * time.Millisecond
+)
 
 func (s *session) writeMarks(batch []*item, bo *backoff) {
 	ch := s.ch

@@ -6,7 +6,9 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -111,63 +113,122 @@ func TestTwoReplicasOnRedisCluster(t *testing.T) {
 // BenchmarkManyAccounts runs one process with 500 and 2,000 accounts of 3 customers each, one
 // callback per account: all answered. It reports the goroutines and heap added once every account is
 // idle again (the fake WeCom's state is in the same process: it is created before the first
-// measurement, and its records of the sends are counted in), per idle account.
+// measurement, and its records of the sends are counted in), per idle account, and the process's
+// peak RSS.
 func BenchmarkManyAccounts(b *testing.B) {
 	for _, accounts := range []int{500, 2000} {
-		b.Run(fmt.Sprintf("accounts=%d", accounts), func(b *testing.B) { benchManyAccounts(b, accounts) })
+		b.Run(fmt.Sprintf("accounts=%d", accounts), func(b *testing.B) {
+			for b.Loop() {
+				r := manyAccounts(b, accounts, 3)
+				b.ReportMetric(float64(r.goroutinesAdded), "goroutines-added")
+				b.ReportMetric(float64(r.accountGoroutines), "account-goroutines")
+				b.ReportMetric(r.heapPerAccount, "heap-B/idle-account")
+				b.ReportMetric(float64(r.answered), "answered")
+				b.ReportMetric(float64(peakRSS(b))/(1<<20), "peak-RSS-MB")
+			}
+		})
 	}
 }
 
-func benchManyAccounts(b *testing.B, accounts int) {
-	const customers = 3
-	for b.Loop() {
-		srv := kftest.NewServer()
-		var ids []string
-		for i := range accounts {
-			id := srv.AddAccount(fmt.Sprintf("account %d", i))
-			ids = append(ids, id)
-			for c := range customers {
-				srv.AddMessage(kftest.Message{OpenKfID: id, ExternalUserID: fmt.Sprintf("u%d", c), MsgType: "text", Body: map[string]string{"content": "hi"}})
-			}
+// An idle account costs no goroutine (and no timer): after 300 accounts were each woken by a
+// callback and answered, none of their loops, holdings or leases is left running.
+func TestManyAccountsIdleCostNoGoroutine(t *testing.T) {
+	r := manyAccounts(t, 300, 2)
+	require.Equal(t, 600, r.answered)
+	require.Zero(t, r.accountGoroutines, "goroutines of idle accounts")
+	t.Logf("goroutines added %d (idle HTTP connections), heap %.0f B per idle account", r.goroutinesAdded, r.heapPerAccount)
+}
+
+type manyAccountsResult struct {
+	goroutinesAdded, accountGoroutines, answered int
+	heapPerAccount                               float64
+}
+
+// manyAccounts runs one Channel with accounts accounts of customers customers each, one callback per
+// account, and measures it once every account is idle again.
+func manyAccounts(tb testing.TB, accounts, customers int) manyAccountsResult {
+	srv := kftest.NewServer()
+	defer srv.Close()
+	var ids []string
+	for i := range accounts {
+		id := srv.AddAccount(fmt.Sprintf("account %d", i))
+		ids = append(ids, id)
+		for c := range customers {
+			srv.AddMessage(kftest.Message{OpenKfID: id, ExternalUserID: fmt.Sprintf("u%d", c), MsgType: "text", Body: map[string]string{"content": "hi"}})
 		}
-		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
-			WithStateDir(b.TempDir()), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(64))
-		if err != nil {
-			b.Fatal(err)
-		}
-		ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, "ok") })
-		hs := httptest.NewServer(ch)
-		runtime.GC()
-		var before runtime.MemStats
-		runtime.ReadMemStats(&before)
-		goIdle := runtime.NumGoroutine()
-		for _, id := range ids {
-			if err := srv.Notify(context.Background(), hs.URL, id); err != nil {
-				b.Fatal(err)
-			}
-		}
-		deadline := time.Now().Add(5 * time.Minute)
-		for ch.Stats().Handled < int64(accounts*customers) || ch.Stats().LeasesHeld > 0 {
-			if time.Now().After(deadline) {
-				b.Fatalf("handled %d", ch.Stats().Handled)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
-		time.Sleep(200 * time.Millisecond)
-		runtime.GC()
-		var after runtime.MemStats
-		runtime.ReadMemStats(&after)
-		goAfter := runtime.NumGoroutine()
-		buf := make([]byte, 1<<22)
-		stacks := string(buf[:runtime.Stack(buf, true)])
-		b.ReportMetric(float64(goAfter-goIdle), "goroutines-added")
-		// The goroutines an account costs while idle: its loop, a holding, a lease. Expected 0; the
-		// others added are idle HTTP keep-alive connections, bounded by the transports' pools.
-		b.ReportMetric(float64(strings.Count(stacks, "kf.(*account).run")+strings.Count(stacks, "kf.(*session)")), "account-goroutines")
-		b.ReportMetric(float64(int64(after.HeapAlloc)-int64(before.HeapAlloc))/float64(accounts), "heap-B/idle-account")
-		b.ReportMetric(float64(len(srv.Sent())), "answered")
-		hs.Close()
-		_ = ch.Shutdown(context.Background())
-		srv.Close()
 	}
+	ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		WithStateDir(tb.TempDir()), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(64))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, "ok") })
+	hs := httptest.NewServer(ch)
+	defer hs.Close()
+	defer func() { _ = ch.Shutdown(context.Background()) }()
+	runtime.GC()
+	var before runtime.MemStats
+	runtime.ReadMemStats(&before)
+	goIdle := runtime.NumGoroutine()
+	for _, id := range ids {
+		if err := srv.Notify(context.Background(), hs.URL, id); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Minute)
+	for ch.Stats().Handled < int64(accounts*customers) || ch.Stats().LeasesHeld > 0 {
+		if time.Now().After(deadline) {
+			tb.Fatalf("handled %d", ch.Stats().Handled)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The last holdings end just after their counters say so: wait for their goroutines to return.
+	var stacks string
+	for range 100 {
+		buf := make([]byte, 1<<22)
+		stacks = string(buf[:runtime.Stack(buf, true)])
+		if accountGoroutines(stacks) == 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.GC()
+	var after runtime.MemStats
+	runtime.ReadMemStats(&after)
+	return manyAccountsResult{
+		// The others added are idle HTTP keep-alive connections, bounded by the transports' pools.
+		goroutinesAdded:   runtime.NumGoroutine() - goIdle,
+		accountGoroutines: accountGoroutines(stacks),
+		heapPerAccount:    float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(accounts),
+		answered:          len(srv.Sent()),
+	}
+}
+
+// accountGoroutines counts the goroutines of accounts in a dump of all stacks: loops, holdings,
+// markers, committers, lease renewals.
+func accountGoroutines(stacks string) int {
+	n := 0
+	for _, f := range []string{"kf.(*account).run", "kf.(*session)", "redis.(*lease).renew"} {
+		n += strings.Count(stacks, f)
+	}
+	return n
+}
+
+// peakRSS is the process's peak resident set (VmHWM of /proc/self/status), 0 where unknown.
+func peakRSS(tb testing.TB) int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, err := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			if err != nil {
+				tb.Logf("VmHWM: %v", err)
+				return 0
+			}
+			return kb << 10
+		}
+	}
+	return 0
 }

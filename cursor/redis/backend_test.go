@@ -95,6 +95,8 @@ var redisTests = []struct {
 	{"DedupLargeBatchAndScriptFlush", testDedupLargeBatchAndScriptFlush},
 	{"BatchIsOneRoundTrip", testBatchIsOneRoundTrip},
 	{"AccountRegisteredOncePerLease", testRegisteredOncePerLease},
+	{"PutReplyGroupCommit", testPutReplyGroupCommit},
+	{"MarkMaintenanceIsPeriodic", testMarkMaintenanceIsPeriodic},
 	{"FencedWriteRefusedByServer", testFencedWriteRefusedByServer},
 	{"LegacyMigration", testLegacyMigration},
 	{"TokenStore", testTokenStore},

@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -16,32 +17,37 @@ import (
 //     work unchanged on Redis Cluster;
 //   - expiry is exact without a key per msgid: a member counts only if its score is within the retention,
 //     by the server clock, so replicas with skewed clocks agree;
-//   - it stays bounded: every MarkDone trims members older than the retention (ZREMRANGEBYSCORE) and sets
-//     the whole set to expire a retention after the last mark, so an idle account leaves nothing behind.
+//   - it stays bounded: a MarkDone trims members older than the retention (ZREMRANGEBYSCORE) and sets the
+//     whole set to expire a little over a retention after the last mark, so an idle account leaves nothing
+//     behind. That maintenance runs with at most one mark per account every 10 s (Store.maintainEvery), so a
+//     plain mark costs three commands (TIME, ZADD, HDEL) besides the lease check.
 // Reply records are a hash msgid → "<unix ms put>:<record>": PutReply is one HSET (it runs on the way to
 // every reply, so it is kept to the lease check and that), Lookup skips records older than the retention by
 // their stamp, and MarkDone deletes the records of the msgids it marks, sweeps expired ones when the hash has
-// grown, and keeps the hash expiring a retention after the last mark. All of it is Lua, so that reading TIME
+// grown, and keeps the hash expiring a little over a retention after the last mark. All of it is Lua, so that reading TIME
 // and acting on it (and checking the lease, for a fenced write) is atomic.
 
 // markScript marks msgids done and deletes their reply records. KEYS: lease, done, reply; ARGV[1] the lease
-// value ("" for the unfenced Dedup.MarkDone), ARGV[2] retention (ms), ARGV[3..] msgids. Returns 0 (and writes
-// nothing) if the lease does not hold that value, else 1. When the reply hash holds more than sweepAbove
-// records (records of messages never marked done: rare), the expired ones are swept.
+// value ("" for the unfenced Dedup.MarkDone), ARGV[2] the time-to-live to set (ms), ARGV[3] the retention
+// (ms) if this call also maintains the keys, else "0", ARGV[4..] msgids. Returns 0 (and writes nothing) if
+// the lease does not hold that value, else 1. A plain mark is TIME, ZADD and HDEL (and the lease's GET).
+// Maintenance, which the caller asks for at most once per maintainEvery per account, trims marks older than
+// the retention, sets both keys' time-to-live, and, when the reply hash holds more than 4096 records
+// (records of messages never marked done: rare), sweeps the expired ones.
 var markScript = goredis.NewScript(`
 if ARGV[1] ~= '' and redis.call('GET', KEYS[1]) ~= ARGV[1] then
   return 0
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ret = tonumber(ARGV[2])
+local ret = tonumber(ARGV[3])
 local scored, ids = {}, {}
 local function flush()
   redis.call('ZADD', KEYS[2], unpack(scored))
   redis.call('HDEL', KEYS[3], unpack(ids))
   scored, ids = {}, {}
 end
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   scored[#scored + 1] = now
   scored[#scored + 1] = ARGV[i]
   ids[#ids + 1] = ARGV[i]
@@ -52,9 +58,12 @@ end
 if #ids > 0 then
   flush()
 end
+if ret == 0 then
+  return 1
+end
 redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - ret)
-redis.call('PEXPIRE', KEYS[2], ret)
-if redis.call('PEXPIRE', KEYS[3], ret) == 1 and redis.call('HLEN', KEYS[3]) > 4096 then
+redis.call('PEXPIRE', KEYS[2], ARGV[2])
+if redis.call('PEXPIRE', KEYS[3], ARGV[2]) == 1 and redis.call('HLEN', KEYS[3]) > 4096 then
   local all = redis.call('HGETALL', KEYS[3])
   for i = 1, #all, 2 do
     local at = tonumber(string.match(all[i + 1], '^(%d+):'))
@@ -66,6 +75,24 @@ end
 return 1
 `)
 
+// maintainEvery is how often, at most, a Store's marks for one account trim the done set and renew the keys'
+// time-to-live: every 10 s, or an eighth of a shorter retention. The time-to-live they set is the retention
+// plus twice that, so the marks made between two maintenances still last a full retention.
+func (s *Store) maintainEvery() time.Duration { return min(10*time.Second, s.retention/8) }
+
+// markHead is the ARGV head of markScript for a mark through value ("" unfenced) on openKfID: it asks for
+// maintenance when this Store has not maintained the account's keys for maintainEvery.
+func (s *Store) markHead(value, openKfID string) []any {
+	every := s.maintainEvery()
+	ttl := (s.retention + 2*every).Milliseconds()
+	now := time.Now()
+	if last, ok := s.maintained.Load(openKfID); ok && now.Sub(last.(time.Time)) < every {
+		return []any{value, ttl, 0}
+	}
+	s.maintained.Store(openKfID, now)
+	return []any{value, ttl, s.retention.Milliseconds()}
+}
+
 // lookupScript: KEYS: done, reply; ARGV[1] retention (ms), ARGV[2..] msgids (at most doneChunk). Returns, in
 // order, 1 for a msgid marked less than the retention ago, else its reply record (stamp removed) if one was
 // put less than the retention ago, else 0.
@@ -74,10 +101,7 @@ local t = redis.call('TIME')
 local cutoff = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[1])
 local n = #ARGV - 1
 local scores = redis.call('ZMSCORE', KEYS[1], unpack(ARGV, 2))
-local recs = {}
-if redis.call('EXISTS', KEYS[2]) == 1 then
-  recs = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
-end
+local recs = redis.call('HMGET', KEYS[2], unpack(ARGV, 2))
 local out = {}
 for i = 1, n do
   local s = scores[i]
@@ -138,7 +162,7 @@ func (s *Store) MarkDone(ctx context.Context, openKfID string, msgIDs ...string)
 	if len(msgIDs) == 0 {
 		return nil
 	}
-	if _, err := s.runChunked(ctx, markScript, s.markKeys(openKfID), []any{"", s.retention.Milliseconds()}, msgIDs); err != nil {
+	if _, err := s.runChunked(ctx, markScript, s.markKeys(openKfID), s.markHead("", openKfID), msgIDs); err != nil {
 		return fmt.Errorf("cursor/redis: mark %d msgids done for %q: %w", len(msgIDs), openKfID, err)
 	}
 	return nil

@@ -24,8 +24,8 @@
 //	<prefix>{<corpid>}:rate:<path>  hash     kf's rate limiter for a corp and API path (AdmitCalls, PauseCalls)
 //
 // Open_kfids, lease keys and the prefix must not contain '{' or '}'. The done set and the reply keys are
-// trimmed by the server's clock and expire a retention ([WithRetention], default 96 h) after their last
-// write, so an idle account keeps only its cursor, metadata and fencing counter.
+// trimmed by the server's clock and expire a little over a retention ([WithRetention], default 96 h; at
+// most 20 s over) after their last done mark, so an idle account keeps only its cursor, metadata and fencing counter.
 //
 // # Fencing
 //
@@ -40,9 +40,12 @@
 // refused without a round trip. A MarkDone of more than 1000 msgids is one fenced script per 1000: if the
 // lease is lost between two of them, the marks made before the loss stay.
 //
-// Before the first write of each holding, the lease adds its key to <prefix>accounts (SADD: the set has a
-// slot of its own, so the scripts cannot touch it); later writes cost one command each. Lookup is one
-// script per 1000 msgids, pipelined above that: one round trip for a sync_msg page.
+// Before the first write of a holding, the lease adds its key to <prefix>accounts (SADD: the set has a
+// slot of its own, so the scripts cannot touch it), unless the same Store did so in the last 10 s; later
+// writes cost one script each. Lookup is one script per 1000 msgids, pipelined above that: one round trip
+// for a sync_msg page. The PutReply calls that come while another's write is on its way share the next
+// script (up to 64 records), and a MarkDone trims the done set and renews the keys' time-to-live only
+// once per 10 s per account and Store, so under load a done mark costs a few commands per batch.
 //
 // # Keys of earlier versions
 //

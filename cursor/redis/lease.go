@@ -111,6 +111,9 @@ type lease struct {
 	cancel   context.CancelFunc // aborts an in-flight renewal when the lease ends
 	ctx      context.Context
 	stopped  chan struct{} // closed when the renewer returned
+
+	pmu     sync.Mutex
+	lastPut *putBatch // the newest batch of PutReply, until its write starts
 }
 
 func (s *Store) newLease(key, value string, token uint64, ttl time.Duration, deadline time.Time) *lease {

@@ -31,7 +31,9 @@ type Store struct {
 	logger    *slog.Logger
 	err       error // an invalid option: every method returns it
 
-	migrated sync.Map // open_kfid → struct{}: no legacy keys left to migrate (checked by this Store)
+	migrated   sync.Map // open_kfid → struct{}: no legacy keys left to migrate (checked by this Store)
+	maintained sync.Map // open_kfid → time.Time: when this Store's marks last maintained the account's keys
+	registered sync.Map // open_kfid → time.Time: when this Store last added the account to <prefix>accounts
 }
 
 var _ cursor.State = (*Store)(nil)
