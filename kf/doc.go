@@ -110,7 +110,9 @@
 // msgids, reply records and the access token are shared. So is the rate limiter: a Channel whose
 // Stores implement RateStore (cursor/redis does, one Lua script per admission on a key hash-tagged
 // by corp, on the Redis server's clock) uses NewRateLimiter(WithRateStore(stores)), so the replicas
-// share each corp's budget, and a 45009 seen by one pauses the API on all of them. Give a Channel
+// share each corp's budget, and a 45009 seen by one pauses the API on all of them (a busy replica
+// fetches up to 16 calls ahead, valid 100 ms, so it may still send those after another replica's
+// 45009; see NewRateLimiter). Give a Channel
 // other ceilings or a limiter of its own with WithClientOptions(WithRateLimiter(l)). kf/kftest is a
 // behavioural fake of the API for tests; its SetRateLimit enforces scaled-down limits.
 //

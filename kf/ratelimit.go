@@ -141,7 +141,8 @@ type rateConfig struct {
 
 // WithRateStore sets where the limiter keeps its state (default: in this process). Give every
 // replica the same shared store, cursor/redis's Store, so that they share each corp's budget and
-// its pauses.
+// its pauses. On such a store a busy path fetches up to 16 calls ahead, valid 100 ms (see
+// NewRateLimiter).
 func WithRateStore(s RateStore) RateLimiterOption {
 	return func(c *rateConfig) error {
 		if s == nil || isNilPointer(s) {
@@ -229,6 +230,15 @@ func checkCeilings(cs []RateCeiling) error {
 // path for the corp with backoff (WithRatePause). With WithRateStore(cursor/redis's Store) the
 // budget and the pauses are shared by every replica; without it they are this process's.
 //
+// On a shared store, an API call that finds nobody waiting makes one store call, and calls that
+// queue share one. A busy corp and path also fetches calls ahead: each store call asks for as many
+// more as the path saw in the previous 100 ms, at most 16, and later calls (of the same priority or
+// a higher one) take them without a store call for 100 ms, after which the unused ones are dropped.
+// So a replica holds at most 16 calls of a corp's budget per path unused, for at most 100 ms; a path
+// that sees one call per 100 ms or fewer fetches nothing ahead. A 45009 reported to this limiter's
+// Pause drops them at once, but after another replica's 45009 this one may still send up to 100 ms
+// of the calls it fetched ahead.
+//
 // Store failures are not read as "go": Wait returns them and the call fails (a Channel retries it).
 // It does no I/O and starts no goroutine until calls wait.
 func NewRateLimiter(opts ...RateLimiterOption) (RateLimiter, error) {
@@ -260,6 +270,8 @@ func NewRateLimiter(opts ...RateLimiterOption) (RateLimiter, error) {
 	if l.store == nil {
 		l.store = newMemRateStore()
 	}
+	_, local := l.store.(*memRateStore)
+	l.prefetch = !local // fetching ahead saves round trips to a shared store only
 	for path, cs := range c.paths {
 		l.rules[path] = gcraRules(cs, c.margin)
 	}

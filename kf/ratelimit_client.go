@@ -13,7 +13,8 @@ import (
 // WithRateLimiter sets the limiter every call of the client waits on (default: NewRateLimiter()
 // with WeCom's ceilings, in this process). Give the replicas of a bot one shared through Redis
 // (NewRateLimiter(WithRateStore(store)) with cursor/redis's Store; a Channel on such Stores does it
-// by itself), and the Clients of several corps in one process the same limiter. To not throttle
+// by itself; a busy path then fetches up to 16 calls ahead, valid 100 ms, see NewRateLimiter), and
+// the Clients of several corps in one process the same limiter. To not throttle
 // at all but still pause after a 45009, use NewRateLimiter(WithRateCeilings(""),
 // WithIPRateCeilings()).
 func WithRateLimiter(l RateLimiter) ClientOption {

@@ -13,12 +13,26 @@ import (
 // driver goroutine, which runs only while calls wait, asks the store for the whole front group of
 // one priority at once (one store call for up to maxGrant calls), hands out what was admitted,
 // and sleeps until the store says one more call fits.
+//
+// On a shared store (any but the in-process one), a busy gate also prefetches: each store call asks
+// for as many calls more as the gate saw in the previous prefetchWindow (100 ms), at most
+// maxPrefetch (16); a gate that saw one call or none asks for none, so replicas that trickle spend no
+// budget ahead. What the store admits beyond the calls being served becomes the gate's credits,
+// tagged with the priority whose rules admitted them and valid for prefetchWindow: a later call of
+// that priority or a higher one (a lower value) takes one without a store call, and the driver
+// serves queued calls from them before asking. Expired credits are dropped (the store has no
+// refund), so a replica holds at most maxPrefetch calls of the corp's budget unused, for at most
+// prefetchWindow. Pause drops the gate's credits at once, and so do the answers to store calls made
+// before it; after another replica's 45009, this one may still send the calls it prefetched, for up
+// to prefetchWindow.
 type rateLimiter struct {
 	store   RateStore
 	ip      *memRateStore // per-IP ceilings (nil: none), counted in this process
 	ipRules [numPriorities][]RateRule
 	rules   map[string][numPriorities][]RateRule // by path; "" for the others
 	pause   [3]time.Duration                     // min, max, reset
+	// prefetch: gates fetch credits ahead (the store is not this process's; tests set it).
+	prefetch bool
 
 	mu    sync.Mutex
 	gates map[gateKey]*gate
@@ -31,6 +45,11 @@ const (
 	rateStoreTimeout = 5 * time.Second
 	// maxGrant bounds the calls one store call asks for.
 	maxGrant = 64
+	// prefetchWindow is how long a credit is valid, and the window over which a gate counts its
+	// calls to size the next prefetch.
+	prefetchWindow = 100 * time.Millisecond
+	// maxPrefetch bounds the calls a gate fetches ahead.
+	maxPrefetch = 16
 )
 
 func (l *rateLimiter) gate(corpID, path string) *gate {
@@ -62,6 +81,20 @@ type gate struct {
 	retryAt  time.Time     // when one more call may fit, as the store last said (zero: unknown)
 	paused   bool          // the store's last answer was a pause
 	kick     chan struct{}
+
+	// Prefetch (only when rateLimiter.prefetch): credits by the priority whose rules admitted them;
+	// the calls counted in the current window (from winStart) and in the previous one; epoch
+	// counts the pauses, so that an answer asked for before one adds no credits.
+	credits             [numPriorities]rateCredits
+	winStart            time.Time
+	winCalls, lastCalls int
+	epoch               uint64
+}
+
+// rateCredits are calls the store admitted ahead of need, usable until exp.
+type rateCredits struct {
+	n   int
+	exp time.Time
 }
 
 type rateWaiter struct {
@@ -79,14 +112,30 @@ func (l *rateLimiter) Wait(ctx context.Context, corpID, path string, p Priority)
 	p = min(max(p, PriorityFresh), PriorityBackground)
 	g := l.gate(corpID, path)
 	g.mu.Lock()
+	var now time.Time // with prefetch only
+	extra := 0
+	if l.prefetch {
+		now = time.Now()
+		g.countLocked(now)
+		extra = g.extraLocked(now)
+		if (len(g.queue) == 0 || g.queue[0].prio > p) && g.takeCreditLocked(p, now) {
+			g.mu.Unlock()
+			return nil
+		}
+	}
 	if !g.asking && !g.driverOn && len(g.queue) == 0 {
-		// Nobody waits: ask for this call alone.
+		// Nobody waits: ask for this call alone (and the credits to fetch ahead).
 		g.asking = true
+		epoch := g.epoch
 		g.mu.Unlock()
-		got, wait, paused, err := g.admit(ctx, p, 1)
+		got, wait, paused, err := g.admit(ctx, p, 1+extra)
 		g.mu.Lock()
 		g.asking = false
-		if err != nil || got == 1 {
+		if l.prefetch && err == nil && got > 1 && epoch == g.epoch { // no Pause came meanwhile
+			g.addCreditsLocked(p, got-1, now)
+			g.serveCreditsLocked() // the calls that queued meanwhile
+		}
+		if err != nil || got >= 1 {
 			g.ensureDriverLocked() // for the calls that queued meanwhile
 			g.mu.Unlock()
 			return err
@@ -153,6 +202,103 @@ func (g *gate) settleLocked(w *rateWaiter, err error) {
 	w.done <- err
 }
 
+// popLocked settles the first k queued calls with err and removes them.
+func (g *gate) popLocked(k int, err error) {
+	for _, w := range g.queue[:k] {
+		g.settleLocked(w, err)
+	}
+	rest := copy(g.queue, g.queue[k:])
+	clear(g.queue[rest:])
+	g.queue = g.queue[:rest]
+}
+
+// countLocked counts a call in the current prefetch window, starting a new window when it is over.
+func (g *gate) countLocked(now time.Time) {
+	if now.Sub(g.winStart) >= prefetchWindow {
+		g.lastCalls = g.previousCallsLocked(now)
+		g.winStart, g.winCalls = now, 0
+	}
+	g.winCalls++
+}
+
+// previousCallsLocked is how many calls the window before the one of now saw.
+func (g *gate) previousCallsLocked(now time.Time) int {
+	switch d := now.Sub(g.winStart); {
+	case d < prefetchWindow:
+		return g.lastCalls
+	case d < 2*prefetchWindow:
+		return g.winCalls
+	}
+	return 0
+}
+
+// extraLocked is how many calls to fetch ahead at now: as many as the previous window saw, at most
+// maxPrefetch, none when it saw one or none (or without prefetch).
+func (g *gate) extraLocked(now time.Time) int {
+	if !g.l.prefetch {
+		return 0
+	}
+	if n := g.previousCallsLocked(now); n > 1 {
+		return min(n, maxPrefetch)
+	}
+	return 0
+}
+
+// addCreditsLocked keeps k calls that the store admitted under priority p's rules, for a store
+// call made at asked, as credits valid until asked+prefetchWindow (or the earlier expiry of the
+// credits of p still valid).
+func (g *gate) addCreditsLocked(p Priority, k int, asked time.Time) {
+	if k <= 0 {
+		return
+	}
+	c := &g.credits[p]
+	exp := asked.Add(prefetchWindow)
+	if c.n > 0 && time.Now().Before(c.exp) {
+		c.n += k
+		if exp.Before(c.exp) {
+			c.exp = exp
+		}
+		return
+	}
+	*c = rateCredits{n: k, exp: exp}
+}
+
+// takeCreditLocked takes a valid credit for a call of priority p: one admitted under the rules of
+// p or of a lower priority (stricter ones), the nearest first. It drops the expired ones it meets.
+func (g *gate) takeCreditLocked(p Priority, now time.Time) bool {
+	for t := p; t < numPriorities; t++ {
+		c := &g.credits[t]
+		if c.n == 0 {
+			continue
+		}
+		if !now.Before(c.exp) {
+			*c = rateCredits{}
+			continue
+		}
+		c.n--
+		return true
+	}
+	return false
+}
+
+// serveCreditsLocked lets the queued calls go that valid credits cover, in queue order: the first
+// that none covers stops it (the calls behind it have its priority or a lower one).
+func (g *gate) serveCreditsLocked() {
+	now, k := time.Now(), 0
+	for k < len(g.queue) && g.takeCreditLocked(g.queue[k].prio, now) {
+		k++
+	}
+	g.popLocked(k, nil)
+}
+
+// dropCredits forgets the gate's credits, and those that store calls asked for before now bring.
+func (g *gate) dropCredits() {
+	g.mu.Lock()
+	g.credits = [numPriorities]rateCredits{}
+	g.epoch++
+	g.mu.Unlock()
+}
+
 func (g *gate) await(ctx context.Context, w *rateWaiter) error {
 	select {
 	case err := <-w.done:
@@ -196,6 +342,9 @@ func (g *gate) drive() {
 		}
 
 		g.mu.Lock()
+		if g.l.prefetch {
+			g.serveCreditsLocked()
+		}
 		if len(g.queue) == 0 {
 			g.endDriverLocked()
 			g.mu.Unlock()
@@ -205,31 +354,36 @@ func (g *gate) drive() {
 		for n < len(g.queue) && n < maxGrant && g.queue[n].prio == p {
 			n++
 		}
+		asked := time.Now()
+		extra := min(g.extraLocked(asked), maxGrant-n)
+		epoch := g.epoch
 		g.mu.Unlock()
 
 		ctx, cancel := context.WithTimeout(context.Background(), rateStoreTimeout)
-		got, wait, paused, err := g.admit(ctx, p, n)
+		got, wait, paused, err := g.admit(ctx, p, n+extra)
 		cancel()
 
 		g.mu.Lock()
 		if err != nil {
 			// The store cannot tell: fail the waiting calls rather than let them go unthrottled.
-			for _, w := range g.queue {
-				g.settleLocked(w, err)
-			}
-			clear(g.queue)
-			g.queue = g.queue[:0]
+			g.popLocked(len(g.queue), err)
 			g.endDriverLocked()
 			g.mu.Unlock()
 			return
 		}
-		got = min(got, len(g.queue))
-		for _, w := range g.queue[:got] {
-			g.settleLocked(w, nil)
+		if g.l.prefetch {
+			// The front group takes what it needs; the rest waits as credits (unless a Pause came).
+			if epoch != g.epoch {
+				got = min(got, n) // a Pause came: the group goes (as without prefetch), no credits
+			}
+			g.addCreditsLocked(p, got, asked)
+			g.serveCreditsLocked()
+			if epoch != g.epoch {
+				g.credits[p] = rateCredits{}
+			}
+		} else {
+			g.popLocked(min(got, len(g.queue)), nil)
 		}
-		rest := copy(g.queue, g.queue[got:])
-		clear(g.queue[rest:])
-		g.queue = g.queue[:rest]
 		if got >= n {
 			g.retryAt, g.paused = time.Time{}, false
 		} else {
@@ -292,13 +446,18 @@ func (g *gate) throttled(wait time.Duration, paused bool) error {
 	return fmt.Errorf("%w: %s: %s for another %v, past the context's deadline", ErrThrottled, g.path, why, wait.Round(time.Millisecond))
 }
 
-// Pause implements RateLimiter. The gate's driver, if calls wait, asks the store again at once, so
-// that they learn of the pause (and those whose deadline comes first fail now).
+// Pause implements RateLimiter. It drops the gate's credits at once (and again once the store has
+// the pause, for the store calls that were under way), so that no call goes out on credits fetched
+// before it. The gate's driver, if calls wait, asks the store again at once, so that they learn of
+// the pause (and those whose deadline comes first fail now).
 func (l *rateLimiter) Pause(ctx context.Context, corpID, path string) (time.Duration, int, error) {
+	g := l.gate(corpID, path)
+	g.dropCredits()
 	d, strike, err := l.store.PauseCalls(ctx, corpID, path, l.pause[0], l.pause[1], l.pause[2])
+	g.dropCredits()
 	if err != nil {
 		return 0, 0, err
 	}
-	l.gate(corpID, path).kickDriver()
+	g.kickDriver()
 	return d, strike, nil
 }
