@@ -387,11 +387,30 @@ func (g *gate) drive() {
 		if got >= n {
 			g.retryAt, g.paused = time.Time{}, false
 		} else {
+			if g.l.prefetch && !paused {
+				wait += g.paceLocked(p, n-got)
+			}
 			g.retryAt, g.paused = time.Now().Add(wait), paused
 			g.failLateLocked()
 		}
 		g.mu.Unlock()
 	}
+}
+
+// paceBatch is how many queued calls, at most, a shared store's driver lets the budget gather for
+// before it asks again, when calls are paced at the ceiling: one store call then admits several.
+const paceBatch = 8
+
+// paceLocked is how much longer than until the next call fits the driver waits when short calls
+// of priority p remain: until min(short, paceBatch) fit, at the rate of p's strictest rule. At
+// WeCom's ceiling of 9,500 calls a minute that is at most 44 ms more for the first of 8 calls that
+// were waiting anyway, and it turns eight store calls into one.
+func (g *gate) paceLocked(p Priority, short int) time.Duration {
+	var iv time.Duration
+	for _, r := range g.rules[p] {
+		iv = max(iv, r.Interval)
+	}
+	return time.Duration(min(short, paceBatch)-1) * min(iv, prefetchWindow/paceBatch*2)
 }
 
 // failLateLocked fails the queued calls whose deadline comes before the next chance to go.

@@ -240,6 +240,7 @@ type session struct {
 	saved      string    // the cursor last saved (by load, then only by the committer)
 	boundary   time.Time // skip messages sent before this (zero: skip nothing)
 	limit      int       // the sync_msg limit in use
+	lastPull   time.Time // when the last pull round started (the session loop's)
 
 	pullSpan trace.SpanContext // the span of the page being queued: its messages' spans link to it
 
@@ -383,15 +384,48 @@ func (s *session) pullOnce() bool {
 	if _, _, known := s.tr.counts(); known >= maxAhead {
 		return false // far enough ahead: wait for handlers to finish older messages
 	}
+	s.linger()
 	ok, tok := s.a.takePending()
 	if !ok {
 		return false
 	}
+	s.lastPull = time.Now()
 	if !s.pull(tok) {
 		s.a.setPending() // not covered: pull again after the backoff
 		s.bo.wait(ch.pullCtx)
 	}
 	return true
+}
+
+const (
+	// pullLinger is the least time between two pulls of a busy holding (pullLingerBusy messages or
+	// more queued or running): the callbacks that come meanwhile are served by one pull, one page
+	// and one done-lookup. A holding with less work pulls at once, so an answer's latency is not
+	// affected until messages queue anyway.
+	pullLinger     = 50 * time.Millisecond
+	pullLingerBusy = 8
+)
+
+// linger waits, when a pull is due for a busy holding, until pullLinger after the last pull.
+func (s *session) linger() {
+	if !s.a.isPending() {
+		return
+	}
+	s.mu.Lock()
+	busy := s.active >= pullLingerBusy
+	s.mu.Unlock()
+	wait := pullLinger - time.Since(s.lastPull)
+	if !busy || wait <= 0 {
+		return
+	}
+	t := time.NewTimer(wait)
+	defer t.Stop()
+	select {
+	case <-t.C:
+	case <-s.ctx.Done():
+	case <-s.lease.Done():
+	case <-s.ch.pullCtx.Done():
+	}
 }
 
 // endRewind ends a rewind pass. When it stopped before the end, the forward position it saved is
