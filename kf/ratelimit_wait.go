@@ -405,12 +405,20 @@ const paceBatch = 8
 // of priority p remain: until min(short, paceBatch) fit, at the rate of p's strictest rule. At
 // WeCom's ceiling of 9,500 calls a minute that is at most 44 ms more for the first of 8 calls that
 // were waiting anyway, and it turns eight store calls into one.
+// It never waits for more calls than every rule's burst holds, which would waste budget.
 func (g *gate) paceLocked(p Priority, short int) time.Duration {
 	var iv time.Duration
+	k := min(short, paceBatch)
 	for _, r := range g.rules[p] {
 		iv = max(iv, r.Interval)
+		if r.Interval > 0 {
+			k = min(k, int(r.Tolerance/r.Interval))
+		}
 	}
-	return time.Duration(min(short, paceBatch)-1) * min(iv, prefetchWindow/paceBatch*2)
+	if k <= 1 {
+		return 0
+	}
+	return time.Duration(k-1) * min(iv, prefetchWindow/paceBatch*2)
 }
 
 // failLateLocked fails the queued calls whose deadline comes before the next chance to go.
