@@ -51,6 +51,7 @@ func TestRateStoreSemantics(t *testing.T) {
 				t.Parallel()
 				s := open("burst:")
 				rules := []RateRule{{Interval: 20 * time.Millisecond, Tolerance: 100 * time.Millisecond}}
+				asked := time.Now()
 				got, wait, paused, err := s.AdmitCalls(ctx, corp, path, 50, rules)
 				require.NoError(t, err)
 				assert.Equal(t, 5, got, "the burst")
@@ -63,8 +64,9 @@ func TestRateStoreSemantics(t *testing.T) {
 				time.Sleep(wait + 2*time.Millisecond)
 				got, _, _, err = s.AdmitCalls(ctx, corp, path, 50, rules)
 				require.NoError(t, err)
+				elapsed := time.Since(asked) // the sleep may overshoot on a busy machine
 				assert.GreaterOrEqual(t, got, 1)
-				assert.LessOrEqual(t, got, 2, "one interval gives back one call")
+				assert.LessOrEqual(t, got, max(2, int(elapsed/rules[0].Interval)), "each interval gives back one call (%v passed)", elapsed)
 
 				got, _, _, err = s.AdmitCalls(ctx, "wwother", path, 50, rules)
 				require.NoError(t, err)
