@@ -4,6 +4,7 @@ import (
 	"context"
 	"log"
 	"net/http"
+	"time"
 
 	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/kf"
@@ -27,5 +28,7 @@ func ExampleLoad() {
 	defer ch.Shutdown(context.Background())
 	mux := http.NewServeMux()
 	mux.Handle("/wxkf/", ch)
-	log.Fatal(http.ListenAndServe(cfg.Addr(), mux))
+	srv := &http.Server{Addr: cfg.Addr(), Handler: mux, ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout: 10 * time.Second, WriteTimeout: 10 * time.Second, IdleTimeout: time.Minute}
+	log.Fatal(srv.ListenAndServe())
 }

@@ -851,12 +851,35 @@ func TestNewChannelValidates(t *testing.T) {
 	bad.Secret = ""
 	_, err = NewChannel(bad, WithStateDir(t.TempDir()))
 	assert.Error(t, err)
-	_, err = NewChannel(good, WithWorkers(0))
-	assert.Error(t, err)
+	// An invalid option value is an error wrapping ErrInvalidArgument, never a silent default.
+	for name, opt := range map[string]ChannelOption{
+		"WithWorkers(0)":             WithWorkers(0),
+		"WithChannelLogger(nil)":     WithChannelLogger(nil),
+		"WithHandlerTimeout(0)":      WithHandlerTimeout(0),
+		"WithRetryHorizon(-1)":       WithRetryHorizon(-1),
+		"WithRetryBackoff(2s, 1s)":   WithRetryBackoff(2*time.Second, time.Second),
+		"WithQueueBytes(1)":          WithQueueBytes(1),
+		"WithPollInterval(1ms)":      WithPollInterval(time.Millisecond),
+		"WithBurstWindow(-1)":        WithBurstWindow(-1),
+		"WithReplayWindow(-1)":       WithReplayWindow(-1),
+		"WithLeaseTTL(0)":            WithLeaseTTL(0),
+		"WithFetchTimeout(0)":        WithFetchTimeout(0),
+		"WithChannelClock(nil)":      WithChannelClock(nil),
+		"WithStores(nil)":            WithStores(nil),
+		"WithStateDir(\"\")":         WithStateDir(""),
+		"WithClientOptions(invalid)": WithClientOptions(WithBaseURL("::not a url")),
+	} {
+		_, err = NewChannel(good, WithStateDir(t.TempDir()), opt)
+		assert.ErrorIs(t, err, ErrInvalidArgument, name)
+	}
+	// Nil options are ignored.
+	ch, err := NewChannel(good, nil, WithStateDir(t.TempDir()), nil)
+	require.NoError(t, err)
+	require.NoError(t, ch.Shutdown(context.Background()))
 
 	// A second channel on the same state directory fails at once, naming it.
 	dir := t.TempDir()
-	ch, err := NewChannel(good, WithStateDir(dir))
+	ch, err = NewChannel(good, WithStateDir(dir))
 	require.NoError(t, err)
 	_, err = NewChannel(good, WithStateDir(dir))
 	require.ErrorIs(t, err, cursor.ErrDirLocked)

@@ -95,7 +95,7 @@ func Logging(l *slog.Logger) Middleware {
 			if m.Event != nil {
 				attrs = append(attrs, "event_type", string(m.Event.EventType))
 			}
-			attrs = append(attrs, "took", time.Since(start), "sent", max(before-r.QuotaLeft(), 0))
+			attrs = append(attrs, "duration", time.Since(start), "sent", max(before-r.QuotaLeft(), 0))
 			level := slog.LevelInfo
 			if err != nil {
 				attrs = append(attrs, "err", err)

@@ -55,12 +55,15 @@ func WithPrefix(prefix string) Option {
 
 // WithRetention sets how long a done msgid and a reply record are kept (default cursor.DefaultRetention,
 // 96 h: the 72 h sync window of sync_msg, doc 94670, plus a day of margin for clock differences and late
-// handlers). Only tests should go below 72 h. d below a millisecond keeps the default.
+// handlers). Only tests should go below 72 h. d below a millisecond is invalid: every method then returns an
+// error wrapping cursor.ErrInvalidArgument.
 func WithRetention(d time.Duration) Option {
 	return func(s *Store) {
-		if d >= time.Millisecond {
-			s.retention = d
+		if d < time.Millisecond {
+			s.err = fmt.Errorf("%w: retention %v is below 1ms", cursor.ErrInvalidArgument, d)
+			return
 		}
+		s.retention = d
 	}
 }
 
