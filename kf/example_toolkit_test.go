@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log"
 	"log/slog"
+	"strings"
 	"time"
 
 	"golang.org/x/time/rate"
@@ -77,4 +78,28 @@ func ExampleChannel_OnSessionEnd() {
 	// Output:
 	// msgmenu sent on the event: true
 	// 感谢您的评价！
+}
+
+// With a burst window, a customer's messages that come within it of each other reach the handler
+// as one turn: m is the latest, m.Burst all of them in order. The reply goes once, after the last.
+func ExampleWithBurstWindow() {
+	bot := newExampleBot(kf.WithBurstWindow(300 * time.Millisecond))
+	defer bot.close()
+	bot.ch.OnMessage(func(ctx context.Context, m *kf.Message, r kf.Replier) error {
+		var texts []string
+		for _, x := range m.Burst {
+			if x.Text != nil {
+				texts = append(texts, x.Text.Content)
+			}
+		}
+		return r.Text(ctx, fmt.Sprintf("%d 条消息：%s", len(m.Burst), strings.Join(texts, " / ")))
+	})
+	bot.wecom.AddText("wmAlice", "你好")
+	bot.wecom.AddText("wmAlice", "我想问一下")
+	bot.customerWrites("wmAlice", "订单什么时候到？")
+	for _, r := range bot.waitReplies("wmAlice", 1) {
+		fmt.Println(r)
+	}
+	// Output:
+	// 3 条消息：你好 / 我想问一下 / 订单什么时候到？
 }
