@@ -65,9 +65,11 @@ type Channel struct {
 	crypto *crypto.Crypto
 	stores Stores
 	closer io.Closer // the stores NewChannel opened itself
-	log    *slog.Logger
-	now    func() time.Time
-	start  time.Time // history boundary for skip-history
+
+	pullLinger time.Duration // least time between two pulls of a busy holding (0: none)
+	log        *slog.Logger
+	now        func() time.Time
+	start      time.Time // history boundary for skip-history
 
 	onMessage  atomic.Pointer[MessageHandler]
 	onEvent    atomic.Pointer[EventHandler]
@@ -157,6 +159,9 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 			return nil, fmt.Errorf("kf: channel state: %w", err)
 		}
 		ch.stores, ch.closer = dir, dir
+	}
+	if _, shared := ch.stores.(RateStore); shared {
+		ch.pullLinger = pullLinger // pulls of a busy account are batched to spare the shared store
 	}
 	fail := func(err error) (*Channel, error) {
 		if ch.closer != nil {

@@ -397,24 +397,27 @@ func (s *session) pullOnce() bool {
 	return true
 }
 
+// pullLinger is the least time between two pulls of a busy holding (pullLingerBusy messages or
+// more queued or running) on stores shared through a server (cursor/redis): the callbacks that come
+// meanwhile are served by one pull, one page and one done-lookup, which spares the server about
+// two commands a message under load. A holding with less work pulls at once, so an answer's
+// latency is not affected until messages queue anyway. On the file stores, where a lookup costs no
+// round trip, pulls do not linger.
 const (
-	// pullLinger is the least time between two pulls of a busy holding (pullLingerBusy messages or
-	// more queued or running): the callbacks that come meanwhile are served by one pull, one page
-	// and one done-lookup. A holding with less work pulls at once, so an answer's latency is not
-	// affected until messages queue anyway.
 	pullLinger     = 50 * time.Millisecond
 	pullLingerBusy = 8
 )
 
-// linger waits, when a pull is due for a busy holding, until pullLinger after the last pull.
+// linger waits, when a pull is due for a busy holding, until the Channel's pullLinger after the
+// last pull.
 func (s *session) linger() {
-	if !s.a.isPending() {
+	if s.ch.pullLinger == 0 || !s.a.isPending() {
 		return
 	}
 	s.mu.Lock()
 	busy := s.active >= pullLingerBusy
 	s.mu.Unlock()
-	wait := pullLinger - time.Since(s.lastPull)
+	wait := s.ch.pullLinger - time.Since(s.lastPull)
 	if !busy || wait <= 0 {
 		return
 	}
