@@ -84,11 +84,16 @@ const defaultCompactMin = 4096
 // loads the cursor file and the done-journal. Options: [WithClock], [WithRetention], [WithLogger],
 // [WithJournalSync].
 //
-// Errors: [ErrDirLocked] if another process or Dir holds dir; [ErrCorrupt] (naming the file) if the cursor file
-// or a complete journal line cannot be decoded; otherwise the I/O error, wrapped with the path.
+// Errors: [ErrInvalidArgument] for an empty dir or an invalid option (nothing is created then);
+// [ErrDirLocked] if another process or Dir holds dir; [ErrCorrupt] (naming the file) if the cursor file or a
+// complete journal line cannot be decoded; otherwise the I/O error, wrapped with the path.
 func OpenDir(dir string, opts ...Option) (*Dir, error) {
 	if dir == "" {
 		return nil, fmt.Errorf("%w: empty directory", ErrInvalidArgument)
+	}
+	cfg := newConfig(opts)
+	if cfg.err != nil {
+		return nil, cfg.err
 	}
 	abs, err := filepath.Abs(dir)
 	if err != nil {
@@ -109,7 +114,6 @@ func OpenDir(dir string, opts ...Option) (*Dir, error) {
 		}
 		return nil, fmt.Errorf("cursor: %s is in use (another process, or another open Dir in this process, holds its lock): %w", abs, ErrDirLocked)
 	}
-	cfg := newConfig(opts)
 	d := &Dir{
 		cfg:         cfg,
 		dir:         abs,

@@ -17,6 +17,7 @@ import (
 // The zero value is not usable; create one with [NewMemory]. Safe for concurrent use.
 type Memory struct {
 	cfg    config
+	err    error // an invalid option: every method returns it
 	leases *leaseTable
 
 	mu      sync.Mutex
@@ -28,11 +29,14 @@ type Memory struct {
 
 var _ State = (*Memory)(nil)
 
-// NewMemory returns an empty in-memory store. Options: [WithClock], [WithRetention], [WithLogger].
+// NewMemory returns an empty in-memory store. Options: [WithClock], [WithRetention], [WithLogger]. An invalid
+// option is reported, wrapping [ErrInvalidArgument], by every method (Close included), since NewMemory has no
+// error to return.
 func NewMemory(opts ...Option) *Memory {
 	cfg := newConfig(opts)
 	m := &Memory{
 		cfg:     cfg,
+		err:     cfg.err,
 		cursors: make(map[string]string),
 		done:    newMsgSet(cfg.retention.Milliseconds()),
 		replies: newMsgSet(cfg.retention.Milliseconds()),
@@ -41,8 +45,11 @@ func NewMemory(opts ...Option) *Memory {
 	return m
 }
 
-// lock takes m.mu after the checks every method makes: ctx, then openKfID.
+// lock takes m.mu after the checks every method makes: the options, ctx, then openKfID.
 func (m *Memory) lock(ctx context.Context, openKfID string) error {
+	if m.err != nil {
+		return m.err
+	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
@@ -160,6 +167,9 @@ func (m *Memory) LoadMeta(ctx context.Context, openKfID, name string) (string, e
 
 // Accounts implements [State].
 func (m *Memory) Accounts(ctx context.Context) ([]string, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -186,6 +196,9 @@ func accounts(keys iter.Seq[string]) []string {
 
 // Lock implements [Locker] between goroutines of this process.
 func (m *Memory) Lock(ctx context.Context, key string, ttl time.Duration) (Lease, error) {
+	if m.err != nil {
+		return nil, m.err
+	}
 	return m.leases.lock(ctx, key, ttl)
 }
 
@@ -233,11 +246,11 @@ func (m *Memory) putReplyFenced(l *localLease, msgID string, rec []byte) error {
 }
 
 // Close ends all leases (their holders see [ErrLeaseLost]) and waits for their renewers; afterwards every
-// method returns [ErrClosed]. Close is idempotent.
+// method returns [ErrClosed]. Close is idempotent. It returns the error of an invalid option, if any.
 func (m *Memory) Close() error {
 	m.mu.Lock()
 	m.closed = true
 	m.mu.Unlock()
 	m.leases.close()
-	return nil
+	return m.err
 }

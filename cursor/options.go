@@ -8,7 +8,8 @@ import (
 	"unicode/utf8"
 )
 
-// Option configures [NewMemory] and [OpenDir].
+// Option configures [NewMemory] and [OpenDir]. A nil Option is ignored. An invalid value is an error wrapping
+// [ErrInvalidArgument], never a silent default: OpenDir returns it, and a Memory returns it from every method.
 type Option func(*config)
 
 type config struct {
@@ -16,6 +17,7 @@ type config struct {
 	retention   time.Duration
 	logger      *slog.Logger
 	journalSync bool
+	err         error // an invalid option
 }
 
 func newConfig(opts []Option) config {
@@ -35,33 +37,41 @@ func newConfig(opts []Option) config {
 
 // WithClock sets the clock used for Dedup retention and lease expiry (default time.Now). Tests use it to let
 // days pass without sleeping. Renewal still ticks in real time; only the expiry decisions read this clock.
-// A nil func keeps the default.
+// A nil func is invalid (an error wrapping [ErrInvalidArgument]).
 func WithClock(now func() time.Time) Option {
 	return func(c *config) {
-		if now != nil {
-			c.now = now
+		if now == nil {
+			c.err = fmt.Errorf("%w: WithClock(nil)", ErrInvalidArgument)
+			return
 		}
+		c.now = now
 	}
 }
 
 // WithRetention sets how long a done msgid is kept (default [DefaultRetention], 96 h). Values of 72 h or less
 // risk re-dispatching a message that WeCom still returns (the sync window is 3 days); only tests should use
-// them. Marks are timed in milliseconds: d below a millisecond keeps the default.
+// them. Marks are timed in milliseconds: d below a millisecond is invalid (an error wrapping
+// [ErrInvalidArgument]).
 func WithRetention(d time.Duration) Option {
 	return func(c *config) {
-		if d >= time.Millisecond {
-			c.retention = d
+		if d < time.Millisecond {
+			c.err = fmt.Errorf("%w: retention %v is below 1ms", ErrInvalidArgument, d)
+			return
 		}
+		c.retention = d
 	}
 }
 
 // WithLogger sets the logger for rare events worth an operator's attention: a torn journal tail dropped after a
-// crash, a journal compaction, a lease lost. Default: discard. A nil logger keeps the default.
+// crash, a journal compaction, a lease lost. Default: discard. A nil logger is invalid (an error wrapping
+// [ErrInvalidArgument]).
 func WithLogger(l *slog.Logger) Option {
 	return func(c *config) {
-		if l != nil {
-			c.logger = l
+		if l == nil {
+			c.err = fmt.Errorf("%w: WithLogger(nil)", ErrInvalidArgument)
+			return
 		}
+		c.logger = l
 	}
 }
 

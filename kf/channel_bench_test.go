@@ -203,16 +203,6 @@ func runBenchChild(cfgJSON string) int {
 	return 0
 }
 
-func TestMain(m *testing.M) {
-	if cfg := os.Getenv(childEnv); cfg != "" {
-		os.Exit(runBenchChild(cfg))
-	}
-	if cfg := os.Getenv(replicaEnv); cfg != "" {
-		os.Exit(runReplicaChild(cfg))
-	}
-	os.Exit(m.Run())
-}
-
 type call struct {
 	path       string
 	start, end time.Time

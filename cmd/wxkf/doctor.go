@@ -63,7 +63,8 @@ Runs every check in order and prints ✔ or ✘ with the fix, in English and Chi
   accounts  account/list works; each account with its name and open_kfid
   callback  the callback handler answers a locally signed GET verification and
             POST (a kf.Channel on a local port, or the running bot with --url)
-  cursors   the stored cursors are readable (wechatcom_kf_cursor_dir)
+  cursors   the stored cursors are readable (wechatcom_kf_cursor_dir, or Redis
+            when wechatcom_kf_redis_url is set)
   redis     Redis answers, when wechatcom_kf_redis_url is set
 Exits 1 when any check fails. With --url, the POST is a kf_account_auth_change
 event that names no account, which a bot accepts and ignores.`

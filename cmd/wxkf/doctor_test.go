@@ -10,10 +10,12 @@ import (
 	"strings"
 	"testing"
 
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxkf/wxkf/cursor"
+	"github.com/wxkf/wxkf/cursor/redis"
 	"github.com/wxkf/wxkf/cursor/redis/redistest"
 	"github.com/wxkf/wxkf/kf"
 )
@@ -403,24 +405,104 @@ func TestDoctorCursors(t *testing.T) {
 	assert.JSONEq(t, `{"`+f.srv.OpenKfID()+`": "CURSOR1"}`, string(b), "doctor changed no cursor")
 }
 
+// TestDoctorRedis: with wechatcom_kf_redis_url the cursors are read from Redis through cursor/redis,
+// under the bot's key prefix; a Redis that is down fails both checks, each with its fix.
 func TestDoctorRedis(t *testing.T) {
 	t.Parallel()
 	addr, stop, _ := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
 	f := newFixture(t, map[string]any{"wechatcom_kf_redis_url": "redis://:s3cretPw@" + addr + "/0"})
+	other := f.srv.AddAccount("其他")
+	store := redis.New(rdb)
+	ctx := context.Background()
+	require.NoError(t, store.Save(ctx, f.srv.OpenKfID(), "CURSOR1"))
+	require.NoError(t, store.Save(ctx, "wkGone", "CURSOR2")) // an account WeCom no longer lists
+
 	rep, r := f.doctorJSON(t)
 	assert.Equal(t, exitOK, r.code, r.stdout)
-	assert.Equal(t, "skip", rep.Checks[4].Status)
-	assert.Equal(t, "kept in Redis (wechatcom_kf_redis_url): see the redis check", rep.Checks[4].Summary)
+	c := rep.Checks[4]
+	assert.Equal(t, "ok", c.Status)
+	assert.Equal(t, "redis://"+addr+"/0 is readable: 2 of 3 accounts with a cursor", c.Summary)
+	assert.Equal(t, []string{
+		f.srv.OpenKfID() + "  stored",
+		other + "  none yet (the first sync skips what was sent before the bot first started)",
+		"wkGone  stored",
+	}, c.Details)
 	assert.Equal(t, "ok", rep.Checks[5].Status)
 	assert.True(t, strings.HasPrefix(rep.Checks[5].Summary, "redis://"+addr+"/0 answers (Redis "), rep.Checks[5].Summary)
+	cur, err := store.Load(ctx, f.srv.OpenKfID())
+	require.NoError(t, err)
+	assert.Equal(t, "CURSOR1", cur, "doctor changed no cursor")
 
 	stop()
+	r = f.run("doctor")
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stdout, "✘ cursors   cannot read the cursors in ")
+	printedFix(t, r.stdout, doctorIndent,
+		"The bot cannot sync without its cursors. Start Redis or fix wechatcom_kf_redis_url (host, port, password, TLS); the redis check says more.",
+		"机器人读取不到游标就无法同步消息。请启动 Redis 或修正 wechatcom_kf_redis_url（主机、端口、密码、TLS）；redis 检查项有更多信息。")
+	assert.Contains(t, r.stdout, "✘ redis     redis://"+addr+"/0 does not answer")
+	assert.Contains(t, r.stdout, "2 checks failed.")
+
 	rep, r = f.doctorJSON(t)
 	assert.Equal(t, exitFail, r.code)
-	assert.Equal(t, "fail", rep.Checks[5].Status)
+	assert.Equal(t, []string{"config:ok", "gettoken:ok", "accounts:ok", "callback:ok", "cursors:fail", "redis:fail"}, statuses(rep))
+	assert.True(t, strings.HasPrefix(rep.Checks[4].Summary, "cannot read the cursors in redis://"+addr+"/0: "), rep.Checks[4].Summary)
 	assert.Contains(t, rep.Checks[5].Summary, "redis://"+addr+"/0 does not answer")
 	assert.Contains(t, rep.Checks[5].Fix.EN, "Start Redis or fix wechatcom_kf_redis_url")
 	assert.NotContains(t, r.stdout, "s3cretPw", "the Redis password is never printed")
+}
+
+// TestDoctorRedisURLInvalid: a wechatcom_kf_redis_url that is not a Redis URL fails the redis check
+// with the URL's format; the cursors check, which cannot run, points at it.
+func TestDoctorRedisURLInvalid(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t, map[string]any{"wechatcom_kf_redis_url": "http://s3cretPw@localhost:6379/0"})
+	r := f.run("doctor")
+	f.noSecrets(t, r)
+	assert.Equal(t, exitFail, r.code)
+	assert.Contains(t, r.stdout, printedLine("–", "cursors", "kept in Redis, but wechatcom_kf_redis_url is not a Redis URL: see the redis check"))
+	assert.Contains(t, r.stdout, "✘ redis     wechatcom_kf_redis_url is not a Redis URL\n")
+	printedFix(t, r.stdout, doctorIndent, "Use redis://[:PASSWORD@]HOST:PORT[/DB] or rediss:// for TLS.",
+		"请使用 redis://[:密码@]主机:端口[/库号] 的格式，TLS 使用 rediss://。")
+	assert.Contains(t, r.stdout, "1 check failed.")
+	assert.NotContains(t, r.stdout, "s3cretPw")
+
+	rep, _ := f.doctorJSON(t)
+	assert.Equal(t, []string{"config:ok", "gettoken:ok", "accounts:ok", "callback:ok", "cursors:skip", "redis:fail"}, statuses(rep))
+}
+
+// TestRedisVersionCheck covers the version branch of the redis check from INFO replies: a real
+// server older than 6.2 is not at hand in tests.
+func TestRedisVersionCheck(t *testing.T) {
+	t.Parallel()
+	const where = "redis://10.0.0.5:6379"
+	info := func(version string) string {
+		return "# Server\r\nredis_version:" + version + "\r\nredis_git_sha1:00000000\r\nredis_mode:standalone\r\n"
+	}
+	for _, tc := range []struct{ info, status, summary string }{
+		{info("6.0.16"), "fail", where + " runs Redis 6.0.16; wxkf needs 6.2 or newer"},
+		{info("5.0.7"), "fail", where + " runs Redis 5.0.7; wxkf needs 6.2 or newer"},
+		{info("6.2.0"), "ok", where + " answers (Redis 6.2.0)"},
+		{info("7.2.4"), "ok", where + " answers (Redis 7.2.4)"},
+		{info("10.0.0"), "ok", where + " answers (Redis 10.0.0)"},
+		{info("unstable"), "ok", where + " answers (Redis unstable)"}, // unknown format: not failed on
+		{"# Server\r\nredis_mode:standalone\r\n", "ok", where + " answers"},
+		{"", "ok", where + " answers"},
+	} {
+		c := redisVersionCheck(where, tc.info)
+		assert.Equal(t, checkRedis, c.Name)
+		assert.Equal(t, tc.status, string(c.Status), tc.info)
+		assert.Equal(t, tc.summary, c.Summary, tc.info)
+		if tc.status == "fail" {
+			require.NotNil(t, c.Fix)
+			assert.Equal(t, "Upgrade Redis to 6.2 or newer.", c.Fix.EN)
+			assert.Equal(t, "请将 Redis 升级到 6.2 或更高版本。", c.Fix.ZH)
+		} else {
+			assert.Nil(t, c.Fix, tc.info)
+		}
+	}
 }
 
 func TestReportedIP(t *testing.T) {

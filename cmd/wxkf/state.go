@@ -14,6 +14,7 @@ import (
 
 	"github.com/wxkf/wxkf/config"
 	"github.com/wxkf/wxkf/cursor"
+	"github.com/wxkf/wxkf/cursor/redis"
 	"github.com/wxkf/wxkf/kf"
 )
 
@@ -30,15 +31,15 @@ func cursorDir(cfg *config.Config, dir string) string {
 	return d
 }
 
-// cursorsCheck opens the cursor directory the way the bot does (cursor.OpenDir: the cursor file
-// and the done-journal are decoded, never read as empty) and loads each account's cursor. It
-// saves nothing. A directory locked by the running bot is fine: the bot has read it already.
+// cursorsCheck reads the stored cursors the way the bot does: from Redis when wechatcom_kf_redis_url
+// is set, else by opening the cursor directory (cursor.OpenDir: the cursor file and the done-journal
+// are decoded, never read as empty). It loads the cursor of each account and saves none. A directory
+// locked by the running bot is fine: the bot has read it already.
 func cursorsCheck(ctx context.Context, cfg *config.Config, dir string, accounts []kf.Account) check {
-	c := check{Name: checkCursors}
 	if cfg.RedisURL != "" {
-		c.Status, c.Summary = statusSkip, "kept in Redis (wechatcom_kf_redis_url): see the redis check"
-		return c
+		return redisCursorsCheck(ctx, cfg, accounts)
 	}
+	c := check{Name: checkCursors}
 	path := cursorDir(cfg, dir)
 	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
 		c.Status, c.Summary = statusOK, "none yet: the bot creates "+path+" at its first start"
@@ -66,27 +67,99 @@ func cursorsCheck(ctx context.Context, cfg *config.Config, dir string, accounts 
 		return c
 	}
 	defer d.Close()
-	stored := 0
+	details, stored, err := readCursors(ctx, d, accounts, cfg.SkipHistory)
+	if err != nil {
+		c.Status, c.Summary = statusFail, err.Error()
+		return c
+	}
+	c.Status, c.Summary, c.Details = statusOK, readable(path, stored, len(details)), details
+	return c
+}
+
+// redisCursorsCheck reads the cursors the bot keeps in Redis, through cursor/redis with the bot's
+// key prefix: the accounts stored there, then the cursor of each. Like the bot's first read of an
+// account, a read moves the keys of earlier wxkf versions to the current ones.
+func redisCursorsCheck(ctx context.Context, cfg *config.Config, accounts []kf.Account) check {
+	c := check{Name: checkCursors}
+	where := redactRedisURL(cfg.RedisURL)
+	rdb, err := redisClient(cfg)
+	if err != nil {
+		c.Status, c.Summary = statusSkip, "kept in Redis, but wechatcom_kf_redis_url is not a Redis URL: see the redis check"
+		return c
+	}
+	defer rdb.Close()
+	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
+	defer cancel()
+	details, stored, err := readCursors(ctx, redis.New(rdb), accounts, cfg.SkipHistory)
+	if err != nil {
+		c.Status, c.Summary = statusFail, fmt.Sprintf("cannot read the cursors in %s: %v", where, err)
+		c.Fix = &hint{
+			EN: "The bot cannot sync without its cursors. Start Redis or fix wechatcom_kf_redis_url (host, port, password, TLS); the redis check says more.",
+			ZH: "机器人读取不到游标就无法同步消息。请启动 Redis 或修正 wechatcom_kf_redis_url（主机、端口、密码、TLS）；redis 检查项有更多信息。",
+		}
+		return c
+	}
+	c.Status, c.Summary, c.Details = statusOK, readable(where, stored, len(details)), details
+	return c
+}
+
+// readCursors loads the cursor of every account WeCom listed and of every account st holds, in that
+// order: one detail line per account, and how many have a cursor.
+func readCursors(ctx context.Context, st cursor.State, accounts []kf.Account, skipHistory bool) (details []string, stored int, err error) {
+	held, err := st.Accounts(ctx)
+	if err != nil {
+		return nil, 0, err
+	}
+	var ids []string
+	seen := make(map[string]bool)
 	for _, a := range accounts {
-		cur, err := d.Load(ctx, a.OpenKfID)
+		if !seen[a.OpenKfID] {
+			seen[a.OpenKfID] = true
+			ids = append(ids, a.OpenKfID)
+		}
+	}
+	for _, id := range held {
+		if !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	none := "none yet (the first sync skips what was sent before the bot first started)"
+	if !skipHistory {
+		none = "none yet (the first sync answers the last 3 days)"
+	}
+	for _, id := range ids {
+		cur, err := st.Load(ctx, id)
 		if err != nil {
-			c.Status, c.Summary = statusFail, err.Error()
-			return c
+			return nil, 0, err
 		}
-		state := "none yet (the first sync skips what was sent before the bot first started)"
-		if !cfg.SkipHistory {
-			state = "none yet (the first sync answers the last 3 days)"
-		}
+		state := none
 		if cur != "" {
 			state, stored = "stored", stored+1
 		}
-		c.Details = append(c.Details, a.OpenKfID+"  "+state)
+		details = append(details, id+"  "+state)
 	}
-	c.Status, c.Summary = statusOK, path+" is readable"
-	if len(accounts) > 0 {
-		c.Summary += fmt.Sprintf(": %d of %s with a cursor", stored, plural(len(accounts), "account", "accounts"))
+	return details, stored, nil
+}
+
+// readable is the summary of a cursors check that read them all from where.
+func readable(where string, stored, accounts int) string {
+	if accounts == 0 {
+		return where + " is readable"
 	}
-	return c
+	return fmt.Sprintf("%s is readable: %d of %s with a cursor", where, stored, plural(accounts, "account", "accounts"))
+}
+
+// redisClient is a client for the configured Redis with the probe's short timeouts, or the error of
+// a wechatcom_kf_redis_url that is not a Redis URL.
+func redisClient(cfg *config.Config) (*goredis.Client, error) {
+	opts, err := goredis.ParseURL(cfg.RedisURL)
+	if err != nil {
+		return nil, err
+	}
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = probeTimeout/2, probeTimeout/2, probeTimeout/2
+	opts.MaxRetries = 1
+	return goredis.NewClient(opts), nil
 }
 
 // redisCheck pings the configured Redis and checks its version (6.2 or newer).
@@ -97,7 +170,7 @@ func redisCheck(ctx context.Context, cfg *config.Config) check {
 		return c
 	}
 	where := redactRedisURL(cfg.RedisURL)
-	opts, err := goredis.ParseURL(cfg.RedisURL)
+	rdb, err := redisClient(cfg)
 	if err != nil {
 		c.Status, c.Summary = statusFail, "wechatcom_kf_redis_url is not a Redis URL"
 		c.Fix = &hint{
@@ -106,9 +179,6 @@ func redisCheck(ctx context.Context, cfg *config.Config) check {
 		}
 		return c
 	}
-	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = probeTimeout/2, probeTimeout/2, probeTimeout/2
-	opts.MaxRetries = 1
-	rdb := goredis.NewClient(opts)
 	defer rdb.Close()
 	ctx, cancel := context.WithTimeout(ctx, probeTimeout)
 	defer cancel()
@@ -120,7 +190,14 @@ func redisCheck(ctx context.Context, cfg *config.Config) check {
 		}
 		return c
 	}
-	version := redisVersion(rdb.Info(ctx, "server").Val())
+	return redisVersionCheck(where, rdb.Info(ctx, "server").Val())
+}
+
+// redisVersionCheck is the redis check of a server that answers, from its INFO server reply: wxkf
+// needs 6.2 or newer. A reply without a readable version passes.
+func redisVersionCheck(where, info string) check {
+	c := check{Name: checkRedis}
+	version := redisVersion(info)
 	if version != "" && !atLeast(version, 6, 2) {
 		c.Status, c.Summary = statusFail, fmt.Sprintf("%s runs Redis %s; wxkf needs 6.2 or newer", where, version)
 		c.Fix = &hint{EN: "Upgrade Redis to 6.2 or newer.", ZH: "请将 Redis 升级到 6.2 或更高版本。"}

@@ -68,12 +68,15 @@ func WithRetention(d time.Duration) Option {
 }
 
 // WithLogger sets the logger for lease renewal failures and losses and for the migration of keys written by
-// earlier versions (default: discard). nil keeps the default.
+// earlier versions (default: discard). A nil logger is invalid: every method then returns an error wrapping
+// cursor.ErrInvalidArgument.
 func WithLogger(l *slog.Logger) Option {
 	return func(s *Store) {
-		if l != nil {
-			s.logger = l
+		if l == nil {
+			s.err = fmt.Errorf("%w: WithLogger(nil)", cursor.ErrInvalidArgument)
+			return
 		}
+		s.logger = l
 	}
 }
 

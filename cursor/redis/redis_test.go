@@ -276,6 +276,7 @@ func TestInvalidStore(t *testing.T) {
 		"prefix with a brace": redis.New(newClient(t, "127.0.0.1:1"), redis.WithPrefix("a{b}:")),
 		"nil option before":   redis.New(nil, nil, redis.WithPrefix("p:")),
 		"retention below 1ms": redis.New(newClient(t, "127.0.0.1:1"), redis.WithRetention(0)),
+		"nil logger":          redis.New(newClient(t, "127.0.0.1:1"), redis.WithLogger(nil)),
 	} {
 		_, err := s.Load(ctx, "wk")
 		errs := map[string]error{

@@ -7,6 +7,8 @@
 //
 //	addrs := redistest.StartCluster(t)
 //	cluster := goredis.NewClusterClient(&goredis.ClusterOptions{Addrs: addrs})
+//
+// StartMain starts a server for a whole test binary, from TestMain (for examples, which have no testing.TB).
 package redistest
 
 import (
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"os/exec"
 	"strconv"
 	"strings"
@@ -45,12 +48,43 @@ func Start(t testing.TB) (addr string, stop func(), restart func()) {
 
 func lookPath(t testing.TB, name string) string {
 	t.Helper()
-	bin, err := exec.LookPath(name)
+	bin, err := findBin(name)
 	if err != nil {
-		t.Fatalf("redistest: %s is not on PATH (%v); run `make test` (it installs redis-server and redis-cli) "+
-			"or install it yourself (Debian/Ubuntu: apt-get install redis-server). Redis tests never skip.", name, err)
+		t.Fatal(err)
 	}
 	return bin
+}
+
+func findBin(name string) (string, error) {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		return "", fmt.Errorf("redistest: %s is not on PATH (%v); run `make test` (it installs redis-server and redis-cli) "+
+			"or install it yourself (Debian/Ubuntu: apt-get install redis-server). Redis tests never skip.", name, err)
+	}
+	return bin, nil
+}
+
+// StartMain is Start for a TestMain, which has no testing.TB: it runs redis-server the same way and returns
+// the server's address and stop, which shuts the server down and removes its directory. Call stop after
+// m.Run; on Linux a test binary that dies without calling it still takes the server down.
+func StartMain() (addr string, stop func(), err error) {
+	bin, err := findBin("redis-server")
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "redistest")
+	if err != nil {
+		return "", nil, fmt.Errorf("redistest: %w", err)
+	}
+	s, err := launch(bin, dir, nil)
+	if err != nil {
+		_ = os.RemoveAll(dir)
+		return "", nil, fmt.Errorf("redistest: %w", err)
+	}
+	return s.addr(), func() {
+		s.stop()
+		_ = os.RemoveAll(dir)
+	}, nil
 }
 
 // startServer starts bin on a free port with the test settings plus extra, arguments in which "{port}" and
@@ -58,6 +92,16 @@ func lookPath(t testing.TB, name string) string {
 // with t.Cleanup.
 func startServer(t testing.TB, bin, dir string, extra []string) *server {
 	t.Helper()
+	s, err := launch(bin, dir, extra)
+	if err != nil {
+		t.Fatalf("redistest: %v", err)
+	}
+	t.Cleanup(s.stop)
+	return s
+}
+
+// launch is startServer without a test: the caller stops the server.
+func launch(bin, dir string, extra []string) (*server, error) {
 	s := &server{bin: bin, dir: dir}
 	var lastErr error
 	for range 5 {
@@ -68,18 +112,14 @@ func startServer(t testing.TB, bin, dir string, extra []string) *server {
 			s.extra = expand(extra, port, port2)
 		}
 		if err != nil {
-			t.Fatalf("redistest: %v", err)
+			return nil, err
 		}
 		if lastErr = s.start(port); lastErr == nil {
-			break
+			return s, nil
 		}
 		// Most likely another process took a port between freePort and the bind: try others.
 	}
-	if lastErr != nil {
-		t.Fatalf("redistest: %v", lastErr)
-	}
-	t.Cleanup(s.stop)
-	return s
+	return nil, lastErr
 }
 
 func expand(args []string, port, port2 int) []string {
