@@ -129,6 +129,7 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 		checkState:   false,
 		backoffMin:   200 * time.Millisecond,
 		backoffMax:   30 * time.Second,
+		maxAhead:     maxAhead,
 		marker:       "…",
 		replayWindow: DefaultReplayWindow,
 		logger:       slog.New(slog.DiscardHandler),

@@ -37,6 +37,7 @@ type channelConfig struct {
 	checkState   bool
 	backoffMin   time.Duration
 	backoffMax   time.Duration
+	maxAhead     int // msgids a session remembers ahead before it stops pulling (maxAhead; tests lower it)
 	marker       string
 	replayWindow time.Duration
 	burstWindow  time.Duration
@@ -231,8 +232,8 @@ func WithRetryBackoff(min, max time.Duration) ChannelOption {
 // DefaultQueueBytes, 64 MiB). One customer's messages may hold a quarter of it; past that (or past
 // the total), further messages are not kept in memory but pulled again, in order, when there is
 // room, so one customer's flood neither exhausts memory nor delays the other customers. Besides
-// the queues, each account remembers at most 50,000 pulled msgids ahead of its oldest unfinished
-// message.
+// the queues, each account stops pulling once it remembers 50,000 pulled msgids ahead of its oldest
+// unfinished message (checked after each page, so at most one page of up to 1,000 more).
 func WithQueueBytes(n int64) ChannelOption {
 	return func(c *channelConfig) error {
 		if n < 64<<10 {
@@ -326,6 +327,12 @@ func WithReplayWindow(d time.Duration) ChannelOption {
 // withBackoff sets the store/API error backoff bounds (tests).
 func withBackoff(min, max time.Duration) ChannelOption {
 	return func(c *channelConfig) error { c.backoffMin, c.backoffMax = min, max; return nil }
+}
+
+// withMaxAhead lowers the msgids a session remembers ahead of its oldest unfinished message
+// (maxAhead) so that a test can reach the bound (tests).
+func withMaxAhead(n int) ChannelOption {
+	return func(c *channelConfig) error { c.maxAhead = n; return nil }
 }
 
 // WithBurstWindow merges a customer's messages that arrive within d of each other into one handler

@@ -26,6 +26,18 @@ const pathSend = "/cgi-bin/kf/send_msg"
 // fastRetry makes handler reruns quick enough for tests.
 var fastRetry = WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond)
 
+// newProxiedEnv starts a Channel that reaches kftest through a proxy the test can make fail, with
+// quick reruns and no retries in the client; opts restart it the same way.
+func newProxiedEnv(t *testing.T) (*env, *wecomProxy, []ChannelOption) {
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, dir: t.TempDir()}
+	px := newWecomProxy(t, srv.URL())
+	opts := []ChannelOption{fastRetry, WithClientOptions(WithBaseURL(px.URL()), WithRetry(1, time.Millisecond, time.Millisecond))}
+	e.start(opts...)
+	return e, px, opts
+}
+
 // crashAndRestart kills the Channel as kill -9 would and starts a new one on the same state.
 func (e *env) crashAndRestart(opts ...ChannelOption) {
 	e.t.Helper()
@@ -268,12 +280,8 @@ func TestRerunNeverMixesReplies(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			srv := kftest.NewServer()
-			t.Cleanup(srv.Close)
-			e := &env{t: t, srv: srv, dir: t.TempDir()}
-			px := newWecomProxy(t, srv.URL())
-			opts := []ChannelOption{fastRetry, WithClientOptions(WithBaseURL(px.URL()), WithRetry(1, time.Millisecond, time.Millisecond))}
-			e.start(opts...)
+			e, px, opts := newProxiedEnv(t)
+			srv := e.srv
 			var firstTag atomic.Value
 			handler := func(ctx context.Context, m *Message, r Replier) error {
 				tag, parts := taggedAnswer(3 + rand.IntN(2))

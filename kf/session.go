@@ -27,7 +27,8 @@ const (
 	// response cap: each too-large answer halves the limit down to this.
 	minSyncLimit = 1
 	// maxAhead bounds the msgids a session remembers between the oldest unfinished message and the
-	// newest pulled one: past it the session stops pulling until handlers catch up.
+	// newest pulled one: past it the session stops pulling until handlers catch up. It is checked
+	// before each page, so the page that reaches it may take the session up to syncLimit-1 past it.
 	maxAhead = 50_000
 	// syncTokenMaxAge is how long a callback token is used: valid 10 minutes (§1), with a margin.
 	syncTokenMaxAge = 9 * time.Minute
@@ -381,7 +382,7 @@ func (s *session) pullOnce() bool {
 			return true
 		}
 	}
-	if _, _, known := s.tr.counts(); known >= maxAhead {
+	if _, _, known := s.tr.counts(); known >= s.ch.cfg.maxAhead {
 		return false // far enough ahead: wait for handlers to finish older messages
 	}
 	s.linger()
@@ -625,7 +626,7 @@ func (s *session) pull(token string) bool {
 			continue
 		}
 		s.bo.reset()
-		if _, _, known := s.tr.counts(); known >= maxAhead {
+		if _, _, known := s.tr.counts(); known >= s.ch.cfg.maxAhead {
 			s.a.setPending() // resume paging once handlers catch up
 			s.endRewind(true)
 			return true
