@@ -9,6 +9,7 @@ import (
 	"iter"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -444,8 +445,12 @@ func (r *replier) sendRecorded(ctx context.Context, idx int) error {
 	return nil
 }
 
-// errUnknownEarlierReply: WeCom refused a part as a repeated msgid on its first attempt, though this
-// run recorded it: an earlier run sent something under that msgid that no record kept.
+// errUnknownEarlierReply: WeCom refused a part as a repeated msgid on the first HTTP attempt this run
+// made at it, though this run recorded it: an earlier run sent something under that msgid that no
+// record kept (the record was lost: a power loss on the file store). When the refusal answers a
+// retried attempt of the same call instead, the first attempt most likely went through and its
+// answer was lost, so the part counts as sent with this run's body; only a lost record together with
+// a failed first attempt on that very part could make that wrong.
 var errUnknownEarlierReply = errors.New("kf: an unrecorded earlier reply")
 
 // send sends one recorded part, counting it against the quota. The lease is checked first: a
@@ -460,6 +465,8 @@ func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 		return &ReplyError{Reason: ErrQuotaExceeded, Dropped: 1}
 	}
 	ctx = withCallGuard(ctx, r.leaseGuard) // checked again after the rate limiter's wait
+	var attempts atomic.Int32
+	ctx = context.WithValue(ctx, attemptsKey{}, &attempts)
 	start := time.Now()
 	_, err := r.ch.client.SendMsg(ctx, SendMsgRequest{ToUser: r.user, OpenKfID: r.openKfID, MsgID: p.ID, Content: rawContent{p.Type, p.Body}})
 	r.ch.noteSend(ctx, r.openKfID, p.Type, start, err)
@@ -468,10 +475,12 @@ func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 		r.ch.stats.replies.Add(1)
 		return nil
 	case isDuplicateMsgID(err):
-		r.ch.noteDuplicate(err) // accepted by an earlier run: already with the customer
-		if first {
+		r.ch.noteDuplicate(err) // accepted before: already with the customer
+		if first && attempts.Load() <= 1 {
 			return errUnknownEarlierReply
 		}
+		// Not this run's first attempt at the part, or an earlier attempt of this very call got no
+		// answer (a network blip after WeCom took it): the part went out with this run's body.
 		return nil
 	}
 	r.ch.noteErr("send_msg", err, "open_kfid", r.openKfID, "msgid", r.recKey)

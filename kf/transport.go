@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/go-resty/resty/v2"
@@ -105,6 +106,9 @@ func (c *Client) injectToken(_ *resty.Client, r *resty.Request) error {
 	r.QueryParam.Set(paramAccessToken, tok)
 	return nil
 }
+
+// attemptsKey carries an *atomic.Int32 in which a call records how many HTTP attempts it made.
+type attemptsKey struct{}
 
 // callState is the per-call retry policy: resty's Backoff loop asks retryCondition after every
 // attempt. It also keeps the classification of the last reply so it is decoded once.
@@ -278,6 +282,9 @@ func (st *callState) httpError(resp *resty.Response) error {
 // either a reply or the error of the attempt.
 func (st *callState) retryCondition(resp *resty.Response, err error) bool {
 	st.attempt++
+	if n, ok := st.ctx.Value(attemptsKey{}).(*atomic.Int32); ok {
+		n.Store(int32(st.attempt))
+	}
 	if resp == nil {
 		// No attempt was made (the token source or building the request failed): nothing to retry,
 		// and resty could not reset a nil response's readers anyway.
