@@ -3,6 +3,7 @@ package kf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -129,7 +130,7 @@ func (ch *Channel) rejectCallback(ctx context.Context, w http.ResponseWriter, er
 
 func (ch *Channel) recoverHook(name string) {
 	if v := recover(); v != nil {
-		ch.log.Error("wxkf: hook panicked", "hook", name, "panic", v)
+		ch.log.Error("wxkf: hook panicked", "hook", name, "err", fmt.Errorf("panic: %v", v))
 		ch.stats.handlerErrors.Add(1)
 	}
 }

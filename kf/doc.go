@@ -195,6 +195,13 @@
 // (a model call, a database) and the Replier's API calls nest under it. The customer's
 // external_userid is added only with WithTraceCustomerIDs.
 //
+// A burst (WithBurstWindow) is answered in one handler run, and recorded as one: wxkf.message.count
+// counts each of its messages, but wxkf.handler.duration and wxkf.retry.count count the run once,
+// and the run has one "wxkf.message" span, with the first message's wxkf.msgid (the msgid its log
+// lines and reply record go by) and wxkf.burst.size, the number of messages, linked to the pull
+// that delivered each message: one link per message, oldest first, carrying that message's
+// wxkf.msgid.
+//
 // # Health
 //
 // Channel.Health reports whether the store answers and an access token can be had, the last pull
@@ -208,9 +215,11 @@
 //
 // The Channel and Client log through WithChannelLogger (WithLogger) with the same keys
 // everywhere: open_kfid, msgid, msgtype, errcode, path, duration, attempt and err; never a
-// token, a secret or message content. Levels: Info for lifecycle (start, shutdown, a reply a
-// WeCom rule stopped), Warn for a failure that is retried or worked around, Error for a loss (a
-// dead letter, a welcome that could not be sent, a suppressed reply).
+// token, a secret or message content. A line about a message names it by open_kfid and msgid
+// (for a burst, its first message's), the Client's lines for calls made with a handler's
+// context included. Levels: Info for lifecycle (start, shutdown, a reply a WeCom rule stopped),
+// Warn for a failure that is retried or worked around, Error for a loss (a dead letter, a welcome
+// that could not be sent, a suppressed reply).
 //
 // # WeCom's documentation
 //

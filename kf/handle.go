@@ -3,6 +3,7 @@ package kf
 import (
 	"context"
 	"errors"
+	"fmt"
 	"runtime/debug"
 	"time"
 
@@ -270,7 +271,8 @@ func (ch *Channel) attempt(it *item) (outcome, error) {
 	it.record()
 	m := it.answered()
 	hctx, cancel := context.WithTimeout(s.ctx, ch.cfg.handlerTO)
-	hctx = withSpan(hctx, it.span) // the handler's own spans nest under the message's
+	hctx = withSpan(hctx, it.span)    // the handler's own spans nest under the message's
+	hctx = withLogMessage(hctx, it.m) // the client's log lines name the message
 	if it.attempts > 1 {
 		hctx = PriorityContext(hctx, PriorityRetry) // fresh messages' replies go first
 	}
@@ -446,7 +448,7 @@ func (ch *Channel) deadLetter(ctx context.Context, it *item, err error) {
 	ch.stats.deadLetters.Add(1)
 	ch.noteDeadLetter(ctx, it.m.OpenKfID)
 	ch.log.Error("wxkf: message dead-lettered", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID,
-		"msgtype", string(it.m.MsgType), "attempts", it.attempts, "err", err)
+		"msgtype", string(it.m.MsgType), "attempt", it.attempts, "err", err)
 	h := ch.onDead.Load()
 	if h == nil || *h == nil {
 		return
@@ -455,7 +457,8 @@ func (ch *Channel) deadLetter(ctx context.Context, it *item, err error) {
 	defer cancel()
 	defer func() {
 		if v := recover(); v != nil {
-			ch.log.Error("wxkf: dead-letter hook panicked", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID, "panic", v)
+			ch.log.Error("wxkf: dead-letter hook panicked", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID,
+				"err", fmt.Errorf("panic: %v", v))
 		}
 	}()
 	(*h)(hctx, it.m, err)

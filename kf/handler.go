@@ -76,9 +76,10 @@ func (ch *Channel) wrap(h Handler) Handler {
 
 // Logging returns middleware that logs one line per handler call (a turn) to l: Info when the
 // handler returned nil or a reply outcome (a *ReplyError, ErrReplySuperseded), Warn otherwise.
-// The line carries open_kfid, msgid, origin, msgtype, menu_id or event_type when set, how long
-// the handler took, how many messages of the quota it used and its error; never the content or
-// the customer's id. A nil l gives middleware that does nothing.
+// The line carries open_kfid, msgid (for a burst, its first message's, as the Channel's own lines),
+// origin, msgtype, menu_id or event_type when set, how long the handler took, how many messages
+// of the quota it used and its error; never the content or the customer's id. A nil l gives
+// middleware that does nothing.
 func Logging(l *slog.Logger) Middleware {
 	return func(next Handler) Handler {
 		if l == nil {
@@ -88,7 +89,11 @@ func Logging(l *slog.Logger) Middleware {
 			start := time.Now()
 			before := r.QuotaLeft()
 			err := next(ctx, m, r)
-			attrs := []any{"open_kfid", m.OpenKfID, "msgid", m.MsgID, "origin", int(m.Origin), "msgtype", string(m.MsgType)}
+			id := m.MsgID
+			if len(m.Burst) > 0 {
+				id = m.Burst[0].MsgID
+			}
+			attrs := []any{"open_kfid", m.OpenKfID, "msgid", id, "origin", int(m.Origin), "msgtype", string(m.MsgType)}
 			if m.Text != nil && m.Text.MenuID != "" {
 				attrs = append(attrs, "menu_id", m.Text.MenuID)
 			}

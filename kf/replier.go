@@ -174,14 +174,15 @@ func isDuplicateMsgID(err error) bool {
 	return false
 }
 
-// noteDuplicate counts a send refused as a repeat and logs WeCom's wording the first time.
-func (ch *Channel) noteDuplicate(err error) {
+// noteDuplicate counts a send refused as a repeat and logs WeCom's wording the first time, with
+// attrs (open_kfid and msgid of the message answered).
+func (ch *Channel) noteDuplicate(err error, attrs ...any) {
 	ch.stats.duplicateSends.Add(1)
 	ch.dupWording.Do(func() {
 		var ae *APIError
 		errors.As(err, &ae)
 		ch.log.Info("wxkf: WeCom refused a repeated client msgid (counted as already sent)",
-			"path", ae.Path, "errcode", ae.Code, "errmsg", ae.Msg)
+			append(attrs, "path", ae.Path, "errcode", ae.Code, "errmsg", ae.Msg)...)
 	})
 }
 
@@ -475,7 +476,7 @@ func (r *replier) send(ctx context.Context, p *replyPart, first bool) error {
 		r.ch.stats.replies.Add(1)
 		return nil
 	case isDuplicateMsgID(err):
-		r.ch.noteDuplicate(err) // accepted before: already with the customer
+		r.ch.noteDuplicate(err, "open_kfid", r.openKfID, "msgid", r.recKey) // accepted before: already with the customer
 		if first && attempts.Load() <= 1 {
 			return errUnknownEarlierReply
 		}

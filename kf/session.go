@@ -342,7 +342,7 @@ func (s *session) run() {
 		ch.stats.leaseLosses.Add(1)
 		ch.noteLeaseLoss(s.a.id)
 		ch.log.Warn("wxkf: lease lost; dropping this holding's queue (the next holder pulls it again)",
-			"open_kfid", s.a.id, "token", s.lease.Token())
+			"open_kfid", s.a.id, "lease", s.lease.Token())
 		s.a.setPending()
 	}
 	// Cancel the handlers of a lost holding and drop its queue, then wait for its jobs: the next

@@ -109,15 +109,19 @@ func (ch *Channel) sendClosing(ctx context.Context, e *SessionEnd, code string, 
 		return errCodeExpired
 	}
 	_, err = ch.client.SendMsgOnEvent(ctx, SendMsgOnEventRequest{Code: code, MsgID: msgID, Content: c})
-	switch {
-	case err == nil:
+	if err == nil {
 		ch.stats.replies.Add(1)
 		return nil
-	case isDuplicateMsgID(err):
-		ch.noteDuplicate(err)
+	}
+	attrs := []any{"open_kfid", e.OpenKfID}
+	if e.Event != nil {
+		attrs = append(attrs, "msgid", e.Event.MsgID)
+	}
+	if isDuplicateMsgID(err) {
+		ch.noteDuplicate(err, attrs...)
 		return nil
 	}
-	ch.noteErr("send_msg_on_event", err, "open_kfid", e.OpenKfID)
+	ch.noteErr("send_msg_on_event", err, attrs...)
 	return err
 }
 

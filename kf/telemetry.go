@@ -170,6 +170,7 @@ const (
 	keyMsgID          = attribute.Key("wxkf.msgid")
 	keyExternalUserID = attribute.Key("wxkf.external_userid")
 	keyAttempt        = attribute.Key("wxkf.attempt")
+	keyBurstSize      = attribute.Key("wxkf.burst.size")
 )
 
 // durationBuckets are the bounds, in seconds, of every duration histogram: from a few

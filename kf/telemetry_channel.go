@@ -293,8 +293,9 @@ func (ch *Channel) noteDedupe(openKfID string) {
 }
 
 // observeAttempt runs one attempt of the message's hooks (attempt) inside its span, and records
-// its duration and outcome. The span is a root linked to the pull that delivered the message; the
-// context the hooks get carries it, so the application's own spans nest under it.
+// its duration and outcome. The span is a root linked to the pull that delivered the message (for
+// a burst, one link per message, to the pull that delivered it); the context the hooks get
+// carries it, so the application's own spans nest under it.
 func (ch *Channel) observeAttempt(it *item) (outcome, error) {
 	ctx, start := ch.startMessage(it)
 	oc, err := ch.attempt(it)
@@ -308,20 +309,35 @@ func (ch *Channel) startMessage(it *item) (context.Context, time.Time) {
 	m := it.m
 	opts := t.messageStart
 	if it.pullSpan.IsValid() {
-		opts = append(opts[:len(opts):len(opts)], trace.WithLinks(trace.Link{SpanContext: it.pullSpan}))
+		opts = append(opts[:len(opts):len(opts)], trace.WithLinks(it.pullLinks()...))
 	}
 	ctx, span := t.tracer.Start(it.s.ctx, "wxkf.message", opts...)
 	if span.IsRecording() {
-		kv := make([]attribute.KeyValue, 0, 6)
+		kv := make([]attribute.KeyValue, 0, 7)
 		kv = append(kv, keyOpenKfID.String(m.OpenKfID), keyMsgID.String(m.MsgID),
 			keyMsgType.String(string(m.MsgType)), keyOrigin.Int(int(m.Origin)), keyAttempt.Int(it.attempts+1))
 		if u := customerOf(m); t.traceCustomers && u != "" {
 			kv = append(kv, keyExternalUserID.String(u))
 		}
+		if len(it.burst) > 0 {
+			kv = append(kv, keyBurstSize.Int(len(it.burst)+1))
+		}
 		span.SetAttributes(kv...)
 	}
 	it.span = span
 	return ctx, time.Now()
+}
+
+// pullLinks links an attempt's span to the pull that delivered each message it answers, the
+// message's msgid on the link: one link, or one per message of a burst, oldest first.
+func (it *item) pullLinks() []trace.Link {
+	links := make([]trace.Link, 0, len(it.burst)+1)
+	for _, x := range it.members() {
+		if x.pullSpan.IsValid() {
+			links = append(links, trace.Link{SpanContext: x.pullSpan, Attributes: []attribute.KeyValue{keyMsgID.String(x.m.MsgID)}})
+		}
+	}
+	return links
 }
 
 // endMessage records an attempt's duration and outcome and ends its span.

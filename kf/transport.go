@@ -299,9 +299,9 @@ func (st *callState) retryCondition(resp *resty.Response, err error) bool {
 		if st.req.stream {
 			closeBody(resp)
 		}
-		st.c.log.LogAttrs(st.ctx, slog.LevelWarn, "kf: retrying",
+		st.c.log.LogAttrs(st.ctx, slog.LevelWarn, "kf: retrying", messageAttrs(st.ctx,
 			slog.String("path", st.req.path), slog.Int("attempt", st.attempt), slog.Int("errcode", ErrorCode(cerr)),
-			slog.String("reason", reason))
+			slog.String("reason", reason))...)
 	}
 	return retry
 }
@@ -319,9 +319,9 @@ func (st *callState) retryError(err error) bool {
 	if !ok || !st.spendBusyRetry() {
 		return false
 	}
-	st.c.log.LogAttrs(st.ctx, slog.LevelWarn, "kf: retrying",
+	st.c.log.LogAttrs(st.ctx, slog.LevelWarn, "kf: retrying", messageAttrs(st.ctx,
 		slog.String("path", st.req.path), slog.Int("attempt", st.attempt),
-		slog.String("reason", redact(sanitizeError(err).Error())))
+		slog.String("reason", redact(sanitizeError(err).Error())))...)
 	return true
 }
 
@@ -377,11 +377,11 @@ func (c *Client) logCall(ctx context.Context, st *callState, start time.Time, er
 	if !c.log.Enabled(ctx, slog.LevelDebug) {
 		return
 	}
-	attrs := []slog.Attr{
+	attrs := messageAttrs(ctx,
 		slog.String("path", st.req.path),
-		slog.Int("attempts", max(st.attempt, 1)),
+		slog.Int("attempt", max(st.attempt, 1)),
 		slog.Duration("duration", time.Since(start)),
-	}
+	)
 	if err != nil {
 		if code := ErrorCode(err); code != 0 {
 			attrs = append(attrs, slog.Int("errcode", code))
@@ -389,6 +389,25 @@ func (c *Client) logCall(ctx context.Context, st *callState, start time.Time, er
 		attrs = append(attrs, slog.String("err", c.scrub(err.Error())))
 	}
 	c.log.LogAttrs(ctx, slog.LevelDebug, "kf: call", attrs...)
+}
+
+// logMessageKey carries, in the context of a handler run, the message the Channel is handling:
+// the client's log lines for calls made with that context (a send retried, a call logged at Debug)
+// name it by open_kfid and msgid, like the Channel's own lines.
+type logMessageKey struct{}
+
+// withLogMessage returns ctx naming m in the client's log lines.
+func withLogMessage(ctx context.Context, m *Message) context.Context {
+	return context.WithValue(ctx, logMessageKey{}, m)
+}
+
+// messageAttrs returns attrs after the open_kfid and msgid of the message ctx names, if any.
+func messageAttrs(ctx context.Context, attrs ...slog.Attr) []slog.Attr {
+	m, _ := ctx.Value(logMessageKey{}).(*Message)
+	if m == nil {
+		return attrs
+	}
+	return append([]slog.Attr{slog.String("open_kfid", m.OpenKfID), slog.String("msgid", m.MsgID)}, attrs...)
 }
 
 // scrub redacts s like redact and also removes the client's secret and current access token

@@ -46,7 +46,7 @@ func (ch *Channel) welcome(ctx context.Context, m *Message) {
 	case err == nil:
 		ch.stats.replies.Add(1)
 	case isDuplicateMsgID(err):
-		ch.noteDuplicate(err)
+		ch.noteDuplicate(err, "open_kfid", m.OpenKfID, "msgid", m.MsgID)
 	default:
 		ch.noteCode(err)
 		ch.log.Error("wxkf: welcome not sent (its code is single use)",
