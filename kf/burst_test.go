@@ -346,3 +346,28 @@ func TestBurstRetryRerunsAsOneTurn(t *testing.T) {
 		assert.True(t, x.Done, "%s is marked done in the store", ids[i])
 	}
 }
+
+// A burst whose handler fails for good is given up as a whole: the dead-letter hook runs once with
+// the message the handler saw (every message of the burst in m.Burst), and each message counts as a
+// dead letter before all are marked done.
+func TestBurstDeadLetterSeesEveryMessage(t *testing.T) {
+	t.Parallel()
+	e := newEnv(t, WithBurstWindow(300*time.Millisecond), fastRetry)
+	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+		return errors.New("no answer for this") // permanent: not a Retry, not transient
+	})
+	var mu sync.Mutex
+	var hooked [][]string
+	e.ch.OnDeadLetter(func(ctx context.Context, m *Message, err error) {
+		mu.Lock()
+		hooked = append(hooked, burstIDs(m))
+		mu.Unlock()
+	})
+	ids := []string{e.srv.AddText("hal", "a"), e.srv.AddText("hal", "b"), e.srv.AddText("hal", "c")}
+	e.notify()
+	e.waitHandled(3)
+	mu.Lock()
+	assert.Equal(t, [][]string{ids}, hooked, "one hook call with the whole burst")
+	mu.Unlock()
+	assert.EqualValues(t, 3, e.ch.Stats().DeadLetters)
+}

@@ -52,7 +52,9 @@ type (
 	// DeadLetterHandler sees a message the Channel gives up on: its handler failed permanently or
 	// panicked, or kept failing transiently past the retry horizon. err is the last failure. The
 	// message is marked done when the hook returns; the hook is the place to alert, store the
-	// message for a human, or send an apology through another path.
+	// message for a human, or send an apology through another path. For a burst (WithBurstWindow)
+	// the hook runs once, with the message the handler saw: the latest, with every message of the
+	// burst in m.Burst; each of them counts in Stats.DeadLetters.
 	DeadLetterHandler func(ctx context.Context, m *Message, err error)
 )
 

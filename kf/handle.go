@@ -445,10 +445,12 @@ func safeCall(ctx context.Context, r Replier, m *Message, h Handler) (err error)
 // deadLetter hands a message that cannot be answered to the dead-letter hook, counts and logs it.
 // The message is marked done afterwards: it is the last thing that happens to it.
 func (ch *Channel) deadLetter(ctx context.Context, it *item, err error) {
-	ch.stats.deadLetters.Add(1)
-	ch.noteDeadLetter(ctx, it.m.OpenKfID)
-	ch.log.Error("wxkf: message dead-lettered", "open_kfid", it.m.OpenKfID, "msgid", it.m.MsgID,
-		"msgtype", string(it.m.MsgType), "attempt", it.attempts, "err", err)
+	for _, x := range it.members() { // a burst gives up on every message in it
+		ch.stats.deadLetters.Add(1)
+		ch.noteDeadLetter(ctx, x.m.OpenKfID)
+		ch.log.Error("wxkf: message dead-lettered", "open_kfid", x.m.OpenKfID, "msgid", x.m.MsgID,
+			"msgtype", string(x.m.MsgType), "attempt", it.attempts, "err", err)
+	}
 	h := ch.onDead.Load()
 	if h == nil || *h == nil {
 		return
@@ -461,5 +463,5 @@ func (ch *Channel) deadLetter(ctx context.Context, it *item, err error) {
 				"err", fmt.Errorf("panic: %v", v))
 		}
 	}()
-	(*h)(hctx, it.m, err)
+	(*h)(hctx, it.answered(), err) // a burst: its latest message, with every message in Burst
 }
