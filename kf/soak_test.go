@@ -293,6 +293,7 @@ func TestFaultSoak(t *testing.T) {
 			}
 			if idx < lastMsg || idx == lastMsg && part <= lastPart {
 				disorder++
+				t.Logf("order: %s got %q after message %d part %d (tags of %d so far: %v)", user, s.Text, lastMsg, lastPart, idx, mp.tags)
 			}
 			lastMsg, lastPart = idx, part
 		}
