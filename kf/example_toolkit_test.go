@@ -2,6 +2,7 @@ package kf_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 	"log/slog"
@@ -102,4 +103,30 @@ func ExampleWithBurstWindow() {
 	}
 	// Output:
 	// 3 条消息：你好 / 我想问一下 / 订单什么时候到？
+}
+
+// The bot ends a session a human servicer has (for example when the servicer's shift is over): the
+// closing message of OnSessionEnd goes with the msg_code WeCom returns. A session the bot itself
+// has cannot be ended this way: WeCom answers 95016.
+func ExampleChannel_EndSession() {
+	bot := newExampleBot()
+	defer bot.close()
+	bot.ch.OnSessionEnd(func(ctx context.Context, e *kf.SessionEnd) (kf.Content, error) {
+		return kf.NewText("会话已结束，感谢您的咨询。"), nil
+	})
+	kfid := bot.wecom.OpenKfID()
+	bot.wecom.AddText("wmCarol", "你好")
+	bot.wecom.SetServiceState(kfid, "wmCarol", 3, "zhangsan") // with a human servicer
+	if err := bot.ch.EndSession(context.Background(), kfid, "wmCarol"); err != nil {
+		log.Fatal(err)
+	}
+	sent := bot.wecom.SentTo(kfid, "wmCarol")
+	fmt.Println(sent[0].Text, "(on the event:", sent[0].OnEvent, ")")
+
+	bot.wecom.AddText("wmDave", "你好") // the bot has this one
+	err := bot.ch.EndSession(context.Background(), kfid, "wmDave")
+	fmt.Println(errors.Is(err, kf.ErrInvalidStateTransition))
+	// Output:
+	// 会话已结束，感谢您的咨询。 (on the event: true )
+	// true
 }
