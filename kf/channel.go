@@ -177,6 +177,9 @@ func NewChannel(cfg Config, opts ...ChannelOption) (*Channel, error) {
 		if c.client.CorpID() != cfg.CorpID {
 			return fail(invalidf("WithClient: the client's corp id differs from Config.CorpID"))
 		}
+		if len(c.clientOpts) > 0 {
+			return fail(invalidf("WithClientOptions has no effect with WithClient: give those options to NewClient"))
+		}
 		ch.client = c.client
 	} else {
 		copts := []ClientOption{WithLogger(c.logger)}

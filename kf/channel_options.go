@@ -178,6 +178,7 @@ func WithClientOptions(opts ...ClientOption) ChannelOption {
 }
 
 // WithClient makes the Channel use an existing Client (its corp id must match Config.CorpID).
+// WithClientOptions cannot be given with it (an error): configure the Client with NewClient.
 func WithClient(cl *Client) ChannelOption {
 	return func(c *channelConfig) error {
 		if cl == nil {

@@ -872,6 +872,10 @@ func TestNewChannelValidates(t *testing.T) {
 		_, err = NewChannel(good, WithStateDir(t.TempDir()), opt)
 		assert.ErrorIs(t, err, ErrInvalidArgument, name)
 	}
+	other, err := NewClient(good.CorpID, good.Secret)
+	require.NoError(t, err)
+	_, err = NewChannel(good, WithStateDir(t.TempDir()), WithClient(other), WithClientOptions(WithBaseURL(srv.URL())))
+	assert.ErrorIs(t, err, ErrInvalidArgument, "WithClientOptions is not silently dropped with WithClient")
 	// Nil options are ignored.
 	ch, err := NewChannel(good, nil, WithStateDir(t.TempDir()), nil)
 	require.NoError(t, err)
