@@ -55,7 +55,7 @@ const (
 	memoryTTL       = 12 * time.Hour
 )
 
-// Image bounds: what is downloaded from WeCom (customers' images are ≤ 2 MB; §4) and what is sent
+// Image bounds: what is downloaded from WeCom (customers' images are ≤ 2 MB; docs/wecom-api.md §4) and what is sent
 // to the model after media.FitImage.
 const (
 	maxDownloadBytes = 10 << 20
