@@ -120,6 +120,9 @@ func (it *item) run() time.Duration {
 		it.abandon()
 		return 0
 	}
+	if s.markPending(it.key) {
+		return markPoll // parked, holding no worker, until the previous message's mark is written
+	}
 	if ch.cfg.burstWindow > 0 && !it.formed {
 		if wait := s.burstWait(it); wait > 0 && ch.pullCtx.Err() == nil {
 			return wait // the customer may still be writing
@@ -153,18 +156,51 @@ func (it *item) run() time.Duration {
 }
 
 // markDone hands the message to the session's marker, which records it as done through the lease
-// (a holder that lost it cannot) together with whatever else finished meanwhile. The customer's next
-// message does not wait for the store: its replies can only follow this message's, which were all
-// sent. The cursor moves past the message once the mark is written.
+// (a holder that lost it cannot) together with whatever else finished meanwhile. The worker is free
+// at once; the customer's next message waits for the mark (markPending), other customers do not. The
+// cursor moves past the message once the mark is written.
 func (it *item) markDone() {
 	s := it.s
 	s.mu.Lock()
 	s.marks = append(s.marks, it)
+	s.unmarked[it.key] = it
 	s.mu.Unlock()
 	select {
 	case s.markSig <- struct{}{}:
 	default:
 	}
+}
+
+// markPending reports whether the done mark of the customer's previous message is still to be
+// written, and if so tells the marker to write it at once (without lingering). A customer's message
+// starts only once the previous one is marked: a replay after a crash must never find an earlier
+// message of the customer unmarked after a later one was answered, since its answer could differ
+// by then (the session came back from a human, WeCom's window opened again) and would reach the
+// customer out of order.
+func (s *session) markPending(key string) bool {
+	s.mu.Lock()
+	pending := s.unmarked[key] != nil
+	s.mu.Unlock()
+	if pending {
+		select {
+		case s.markNow <- struct{}{}:
+		default:
+		}
+	}
+	return pending
+}
+
+// markPoll is how often a message parked behind its customer's previous done mark looks again.
+const markPoll = 2 * time.Millisecond
+
+// settleMark records that its done mark was written or abandoned, which lets the customer's next
+// message start.
+func (s *session) settleMark(it *item) {
+	s.mu.Lock()
+	if s.unmarked[it.key] == it {
+		delete(s.unmarked, it.key)
+	}
+	s.mu.Unlock()
 }
 
 // marker writes the done marks of its session in batches: one store write covers every message
@@ -191,6 +227,8 @@ func (s *session) marker(stop <-chan struct{}, done chan<- struct{}) {
 			linger.Reset(wait)
 			select {
 			case <-linger.C:
+			case <-s.markNow: // a customer's next message waits for one of these marks
+				linger.Stop()
 			case <-stop:
 				linger.Stop()
 				final = true
@@ -243,6 +281,7 @@ func (s *session) writeMarks(batch []*item, bo *backoff) {
 					s.tr.done(x.m.MsgID)
 					s.jobEnded(x.key)
 				}
+				s.settleMark(it)
 			}
 			return
 		}
@@ -256,7 +295,8 @@ func (s *session) writeMarks(batch []*item, bo *backoff) {
 		}
 	}
 	for _, it := range batch {
-		it.abandon()
+		it.abandon() // blocks the customer's later messages first
+		s.settleMark(it)
 	}
 }
 

@@ -262,8 +262,10 @@ type session struct {
 
 	lastPulled map[string]time.Time // customer key → when their latest message was pulled (bursts)
 
-	marks   []*item       // finished messages waiting for their done mark (guarded by mu)
-	markSig chan struct{} // wakes the marker
+	marks    []*item          // finished messages waiting for their done mark (guarded by mu)
+	unmarked map[string]*item // customer key → their latest message whose mark is not written yet (mu)
+	markSig  chan struct{}    // wakes the marker
+	markNow  chan struct{}    // tells the marker not to linger: a customer's next message waits
 }
 
 func newSession(a *account, lease cursor.Lease) *session {
@@ -272,7 +274,8 @@ func newSession(a *account, lease cursor.Lease) *session {
 		a: a, ch: a.ch, lease: lease, ctx: ctx, stop: stop,
 		tr: newTracker(), bo: a.ch.newBackoff(), limit: syncLimit,
 		deferring: make(map[string]int), blocked: make(map[string]bool),
-		signal: make(chan struct{}, 1), markSig: make(chan struct{}, 1), lastPulled: make(map[string]time.Time),
+		signal: make(chan struct{}, 1), markSig: make(chan struct{}, 1), markNow: make(chan struct{}, 1),
+		unmarked: make(map[string]*item), lastPulled: make(map[string]time.Time),
 	}
 }
 

@@ -1,0 +1,168 @@
+package kf
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/wxkf/wxkf/cursor"
+	"github.com/wxkf/wxkf/kf/kftest"
+)
+
+// markFailStores is a real store whose leases refuse done marks while fail is set, as a store
+// outage would: the marks stay unwritten, and a crash then replays the messages.
+type markFailStores struct {
+	cursor.State
+	fail *atomic.Bool
+}
+
+func (s markFailStores) Lock(ctx context.Context, key string, ttl time.Duration) (cursor.Lease, error) {
+	l, err := s.State.Lock(ctx, key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return markFailLease{l, s.fail}, nil
+}
+
+type markFailLease struct {
+	cursor.Lease
+	fail *atomic.Bool
+}
+
+func (l markFailLease) MarkDone(ctx context.Context, ids ...string) error {
+	if l.fail.Load() {
+		return errors.New("store unreachable")
+	}
+	return l.Lease.MarkDone(ctx, ids...)
+}
+
+// A customer's next message starts only once the done mark of their previous one is written, so a
+// replay after a crash never answers an earlier message after a later one. Here the earlier
+// message's sixth reply was refused by WeCom's 5-message rule, and the marks cannot be written (a
+// store outage): the customer's next message waits; after a crash and a restart on a working
+// store, the replay refuses the sixth reply again and answers the next message after it.
+func TestReplayNeverSendsARefusedReplyLate(t *testing.T) {
+	t.Parallel()
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, dir: t.TempDir()}
+	open := func(fail *atomic.Bool) (Stores, func()) {
+		d, err := cursor.OpenDir(e.dir)
+		require.NoError(t, err)
+		return markFailStores{d, fail}, func() { _ = d.Close() }
+	}
+	var fail atomic.Bool
+	fail.Store(true)
+	st, closeStore := open(&fail)
+	e.start(WithStores(st))
+	handler := func(ctx context.Context, m *Message, r Replier) error {
+		n := 1
+		if m.Text.Content == "first" {
+			n = 6 // one more than WeCom allows: the sixth is refused
+		}
+		for i := range n {
+			if err := r.Text(ctx, fmt.Sprintf("%s #%d", m.Text.Content, i+1)); err != nil {
+				if errors.Is(err, ErrQuotaExceeded) {
+					return nil // decided: the customer gets five
+				}
+				return err
+			}
+		}
+		return nil
+	}
+	e.ch.OnMessage(handler)
+	e.srv.AddText("ann", "first")
+	e.notify()
+	require.Eventually(t, func() bool { return len(e.texts("ann")) == 5 }, 5*time.Second, 5*time.Millisecond)
+	// WeCom's send_time has 1-second resolution; the quota book counts a send in the same second as
+	// the customer's next message against the newer window. Let that second pass.
+	time.Sleep(1100 * time.Millisecond)
+	e.srv.AddText("ann", "second")
+	e.notify()
+	time.Sleep(300 * time.Millisecond)
+	require.Len(t, e.texts("ann"), 5, "the next message waits for the earlier one's done mark")
+
+	// Crash with the done mark unwritten, and restart on a working store.
+	e.hs.Close()
+	e.ch.crash()
+	closeStore()
+	fail.Store(false)
+	st, closeStore = open(&fail)
+	t.Cleanup(closeStore)
+	e.start(WithStores(st))
+	e.ch.OnMessage(handler)
+	e.notify()
+	require.Eventually(t, func() bool { return e.ch.Stats().Handled == 2 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(100 * time.Millisecond) // anything late would show now
+	got := e.texts("ann")
+	require.Equal(t, []string{"first #1", "first #2", "first #3", "first #4", "first #5"}, got[:5])
+	// The restarted process cannot tell when the replayed sends went out, so it counts them against
+	// the customer's newest window (never a 95001, at the cost of a slot): "second" may be refused.
+	require.LessOrEqual(t, len(got), 6)
+	if len(got) == 6 {
+		require.Equal(t, "second #1", got[5])
+	}
+	for _, r := range e.srv.Rejected() {
+		require.NotEqual(t, 95001, r.Code, "never a 95001")
+	}
+}
+
+// The same when a human servicer had the session (95018) for the earlier message: the customer's
+// next message, after the session came back to the bot, waits for the earlier one's done mark; the
+// replay after a crash answers the earlier message first (the bot has the session now), then the
+// next one: in order.
+func TestReplayNeverSendsAReplyRefusedByState(t *testing.T) {
+	t.Parallel()
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	e := &env{t: t, srv: srv, dir: t.TempDir()}
+	open := func(fail *atomic.Bool) (Stores, func()) {
+		d, err := cursor.OpenDir(e.dir)
+		require.NoError(t, err)
+		return markFailStores{d, fail}, func() { _ = d.Close() }
+	}
+	var fail atomic.Bool
+	fail.Store(true)
+	st, closeStore := open(&fail)
+	e.start(WithStores(st))
+	handler := func(ctx context.Context, m *Message, r Replier) error {
+		if err := r.Text(ctx, "re: "+m.Text.Content); err != nil && !isReplyOutcome(err) {
+			return err
+		}
+		return nil
+	}
+	e.ch.OnMessage(handler)
+	kfid := srv.OpenKfID()
+	srv.AddText("bea", "first")
+	srv.SetServiceState(kfid, "bea", kftest.StateServicer, "zhangsan")
+	e.notify()
+	require.Eventually(t, func() bool {
+		return e.ch.Stats().ErrorsByCode[95018] > 0 || e.ch.Stats().Dispatched >= 1 && e.ch.Stats().InFlight == 0
+	}, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(200 * time.Millisecond)
+	require.Empty(t, e.texts("bea"), "a human has the session")
+	srv.SetServiceState(kfid, "bea", 1, "") // back to the bot (state 1), with no event
+	time.Sleep(1100 * time.Millisecond)
+	srv.AddText("bea", "second")
+	e.notify()
+	time.Sleep(300 * time.Millisecond)
+	require.Empty(t, e.texts("bea"), "the next message waits for the earlier one's done mark")
+
+	e.hs.Close()
+	e.ch.crash()
+	closeStore()
+	fail.Store(false)
+	st, closeStore = open(&fail)
+	t.Cleanup(closeStore)
+	e.start(WithStores(st))
+	e.ch.OnMessage(handler)
+	e.notify()
+	require.Eventually(t, func() bool { return e.ch.Stats().Handled == 2 }, 5*time.Second, 5*time.Millisecond)
+	time.Sleep(100 * time.Millisecond)
+	require.Equal(t, []string{"re: first", "re: second"}, e.texts("bea"))
+}
