@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxkf/wxkf/config"
+	"github.com/wxkf/wxkf/examples/exampletest"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
 )
@@ -26,7 +23,7 @@ type app struct {
 	wecom *kftest.Server
 	ch    *kf.Channel
 	url   string
-	logs  *syncBuffer
+	logs  *exampletest.Buffer
 }
 
 func newTestApp(t *testing.T, servicer string, burst int) *app {
@@ -42,33 +39,17 @@ func newTestAppWith(t *testing.T, s settings) *app {
 	if servicer != "" {
 		wecom.AddServicer(servicer, kftest.ServicerReceiving)
 	}
-	cfg := &config.Config{CorpID: wecom.CorpID(), Secret: wecom.Secret(), Token: wecom.CallbackToken(),
-		AESKey: wecom.EncodingAESKey(), APIBase: wecom.URL(), CursorDir: t.TempDir(), SkipHistory: true}
-	opts, closeStores, err := cfg.ChannelOptions()
-	require.NoError(t, err)
-	t.Cleanup(closeStores)
-	logs := &syncBuffer{}
+	cfg, opts := exampletest.Config(t, wecom)
+	logs := &exampletest.Buffer{}
 	h, ch, err := newApp(cfg.KF(), s, slog.New(slog.NewTextHandler(logs, nil)), opts...)
 	require.NoError(t, err)
-	hs := httptest.NewServer(h)
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, ch.Shutdown(ctx))
-	})
-	return &app{t: t, wecom: wecom, ch: ch, url: hs.URL + "/wxkf/", logs: logs}
+	return &app{t: t, wecom: wecom, ch: ch, url: exampletest.Serve(t, h, ch) + "/wxkf/", logs: logs}
 }
 
 // deliver sends one callback and waits until everything pulled is handled.
 func (a *app) deliver() {
 	a.t.Helper()
-	before := a.ch.Stats().Handled
-	require.NoError(a.t, a.wecom.Notify(context.Background(), a.url, a.wecom.OpenKfID()))
-	require.Eventually(a.t, func() bool {
-		s := a.ch.Stats()
-		return s.Handled > before && s.InFlight == 0 && s.QueueDepth == 0
-	}, 10*time.Second, 5*time.Millisecond, "stats %+v; logs:\n%s", a.ch.Stats(), a.logs)
+	exampletest.Deliver(a.t, a.wecom, a.url, a.ch, exampletest.Handled, a.logs)
 }
 
 func (a *app) say(user, text string) {
@@ -207,21 +188,4 @@ func TestRunNamesMissingConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"wechatcom_corp_id":"ww1"}`), 0o600))
 	err := run(context.Background(), dir, slog.New(slog.DiscardHandler))
 	assert.ErrorContains(t, err, "wechatcom_kf_secret")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return strings.Clone(s.b.String())
 }

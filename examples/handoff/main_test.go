@@ -1,20 +1,17 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxkf/wxkf/config"
+	"github.com/wxkf/wxkf/examples/exampletest"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
 )
@@ -25,7 +22,7 @@ type app struct {
 	wecom *kftest.Server
 	ch    *kf.Channel
 	url   string
-	logs  *syncBuffer
+	logs  *exampletest.Buffer
 }
 
 // newTestApp starts kftest (with clock, if not nil, for both sides) and the bot, with extra
@@ -42,22 +39,11 @@ func newTestApp(t *testing.T, servicer string, clock *kftest.ManualClock, setup 
 	if setup != nil {
 		setup(wecom)
 	}
-	cfg := &config.Config{CorpID: wecom.CorpID(), Secret: wecom.Secret(), Token: wecom.CallbackToken(),
-		AESKey: wecom.EncodingAESKey(), APIBase: wecom.URL(), CursorDir: t.TempDir(), SkipHistory: true}
-	opts, closeStores, err := cfg.ChannelOptions()
-	require.NoError(t, err)
-	t.Cleanup(closeStores)
-	logs := &syncBuffer{}
+	cfg, opts := exampletest.Config(t, wecom)
+	logs := &exampletest.Buffer{}
 	h, ch, err := newApp(cfg.KF(), servicer, slog.New(slog.NewTextHandler(logs, nil)), append(opts, extra...)...)
 	require.NoError(t, err)
-	hs := httptest.NewServer(h)
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, ch.Shutdown(ctx))
-	})
-	return &app{t: t, wecom: wecom, ch: ch, url: hs.URL + "/wxkf", logs: logs}
+	return &app{t: t, wecom: wecom, ch: ch, url: exampletest.Serve(t, h, ch) + "/wxkf", logs: logs}
 }
 
 // say adds a customer message, delivers its callback, and waits until the bot has handled it.
@@ -70,12 +56,7 @@ func (a *app) say(user, text string) {
 // deliver sends one callback and waits until everything pulled is handled.
 func (a *app) deliver() {
 	a.t.Helper()
-	before := a.ch.Stats().Dispatched
-	require.NoError(a.t, a.wecom.Notify(context.Background(), a.url, a.wecom.OpenKfID()))
-	require.Eventually(a.t, func() bool {
-		s := a.ch.Stats()
-		return s.Dispatched > before && s.InFlight == 0 && s.QueueDepth == 0
-	}, 10*time.Second, 5*time.Millisecond, "stats %+v; logs:\n%s", a.ch.Stats(), a.logs)
+	exampletest.Deliver(a.t, a.wecom, a.url, a.ch, exampletest.Dispatched, a.logs)
 }
 
 func (a *app) sent(user string) []string {
@@ -205,21 +186,4 @@ func TestRunNamesMissingConfig(t *testing.T) {
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "config.json"), []byte(`{"wechatcom_corp_id":"ww1"}`), 0o600))
 	err := run(context.Background(), dir, slog.New(slog.DiscardHandler))
 	assert.ErrorContains(t, err, "wechatcom_kf_secret")
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

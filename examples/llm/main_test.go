@@ -7,11 +7,9 @@ import (
 	"image/color"
 	"image/png"
 	"log/slog"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,7 +19,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/wxkf/wxkf/config"
+	"github.com/wxkf/wxkf/examples/exampletest"
 	"github.com/wxkf/wxkf/examples/llmtest"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
@@ -35,7 +33,7 @@ type app struct {
 	api   *llmtest.Server
 	ch    *kf.Channel
 	url   string
-	logs  *syncBuffer
+	logs  *exampletest.Buffer
 }
 
 func newTestApp(t *testing.T, s settings, opts ...kf.ChannelOption) *app {
@@ -46,12 +44,8 @@ func newTestApp(t *testing.T, s settings, opts ...kf.ChannelOption) *app {
 	t.Cleanup(api.Close)
 	ai := openai.NewClient(option.WithBaseURL(api.URL()+"/v1"), option.WithAPIKey("sk-test"), option.WithMaxRetries(0))
 
-	cfg := &config.Config{CorpID: wecom.CorpID(), Secret: wecom.Secret(), Token: wecom.CallbackToken(),
-		AESKey: wecom.EncodingAESKey(), APIBase: wecom.URL(), CursorDir: t.TempDir(), SkipHistory: true}
-	copts, closeStores, err := cfg.ChannelOptions()
-	require.NoError(t, err)
-	t.Cleanup(closeStores)
-	logs := &syncBuffer{}
+	cfg, copts := exampletest.Config(t, wecom)
+	logs := &exampletest.Buffer{}
 	if s.SystemPrompt == "" {
 		s.SystemPrompt = DefaultSystemPrompt
 	}
@@ -61,25 +55,13 @@ func newTestApp(t *testing.T, s settings, opts ...kf.ChannelOption) *app {
 	mem := newLocalMemory(memoryTurns, memoryCustomers, memoryTTL)
 	h, ch, err := newApp(cfg.KF(), ai, mem, s, slog.New(slog.NewTextHandler(logs, nil)), append(copts, opts...)...)
 	require.NoError(t, err)
-	hs := httptest.NewServer(h)
-	t.Cleanup(func() {
-		hs.Close()
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		assert.NoError(t, ch.Shutdown(ctx))
-	})
-	return &app{t: t, wecom: wecom, api: api, ch: ch, url: hs.URL + "/wxkf/", logs: logs}
+	return &app{t: t, wecom: wecom, api: api, ch: ch, url: exampletest.Serve(t, h, ch) + "/wxkf/", logs: logs}
 }
 
 // deliver sends one callback and waits until everything pulled is handled.
 func (a *app) deliver() {
 	a.t.Helper()
-	before := a.ch.Stats().Handled
-	require.NoError(a.t, a.wecom.Notify(context.Background(), a.url, a.wecom.OpenKfID()))
-	require.Eventually(a.t, func() bool {
-		s := a.ch.Stats()
-		return s.Handled > before && s.InFlight == 0 && s.QueueDepth == 0
-	}, 10*time.Second, 5*time.Millisecond, "stats %+v; logs:\n%s", a.ch.Stats(), a.logs)
+	exampletest.Deliver(a.t, a.wecom, a.url, a.ch, exampletest.Handled, a.logs)
 }
 
 func (a *app) say(user, text string) {
@@ -289,21 +271,4 @@ func testPNG(t *testing.T, w, h int) []byte {
 	var buf bytes.Buffer
 	require.NoError(t, png.Encode(&buf, img))
 	return buf.Bytes()
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -12,7 +11,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,6 +21,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxkf/wxkf/config"
+	"github.com/wxkf/wxkf/examples/exampletest"
 	"github.com/wxkf/wxkf/kf"
 	"github.com/wxkf/wxkf/kf/kftest"
 )
@@ -173,7 +172,7 @@ func freePort(t *testing.T) int {
 // its callback, pull, handler run and API calls are printed as JSON.
 func TestMetricsScrape(t *testing.T) {
 	t.Parallel()
-	var traces syncBuffer
+	var traces exampletest.Buffer
 	wecom, hs, ch, tel := testApp(t, &traces)
 
 	wecom.AddText("carol", "几点了")
@@ -250,22 +249,4 @@ func TestMetricsScrape(t *testing.T) {
 		assert.Contains(t, traces.String(), `"Name": `+name)
 	}
 	assert.NotContains(t, traces.String(), "carol", "no external_userid in traces unless asked")
-}
-
-// syncBuffer is a bytes.Buffer safe for the exporter's goroutine and the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
