@@ -41,6 +41,31 @@ func (l markFailLease) MarkDone(ctx context.Context, ids ...string) error {
 	return l.Lease.MarkDone(ctx, ids...)
 }
 
+// startMarkOutage starts a Channel running h on a file store whose done marks fail (a store
+// outage). The returned func crashes it and restarts it on the same directory with working marks.
+func startMarkOutage(t *testing.T, h Handler) (e *env, crashAndRecover func()) {
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	e = &env{t: t, srv: srv, dir: t.TempDir()}
+	var fail atomic.Bool
+	start := func() func() {
+		d, err := cursor.OpenDir(e.dir)
+		require.NoError(t, err)
+		e.start(WithStores(markFailStores{d, &fail}))
+		e.ch.OnMessage(h)
+		return func() { _ = d.Close() }
+	}
+	fail.Store(true)
+	closeStore := start()
+	return e, func() {
+		e.hs.Close()
+		e.ch.crash()
+		closeStore()
+		fail.Store(false)
+		t.Cleanup(start())
+	}
+}
+
 // A customer's next message starts only once the done mark of their previous one is written, so a
 // replay after a crash never answers an earlier message after a later one. Here the earlier
 // message's sixth reply was refused by WeCom's 5-message rule, and the marks cannot be written (a
@@ -48,18 +73,6 @@ func (l markFailLease) MarkDone(ctx context.Context, ids ...string) error {
 // store, the replay refuses the sixth reply again and answers the next message after it.
 func TestReplayNeverSendsARefusedReplyLate(t *testing.T) {
 	t.Parallel()
-	srv := kftest.NewServer()
-	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, dir: t.TempDir()}
-	open := func(fail *atomic.Bool) (Stores, func()) {
-		d, err := cursor.OpenDir(e.dir)
-		require.NoError(t, err)
-		return markFailStores{d, fail}, func() { _ = d.Close() }
-	}
-	var fail atomic.Bool
-	fail.Store(true)
-	st, closeStore := open(&fail)
-	e.start(WithStores(st))
 	handler := func(ctx context.Context, m *Message, r Replier) error {
 		n := 1
 		if m.Text.Content == "first" {
@@ -75,7 +88,7 @@ func TestReplayNeverSendsARefusedReplyLate(t *testing.T) {
 		}
 		return nil
 	}
-	e.ch.OnMessage(handler)
+	e, crashAndRecover := startMarkOutage(t, handler)
 	e.srv.AddText("ann", "first")
 	e.notify()
 	require.Eventually(t, func() bool { return len(e.texts("ann")) == 5 }, 5*time.Second, 5*time.Millisecond)
@@ -87,15 +100,7 @@ func TestReplayNeverSendsARefusedReplyLate(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.Len(t, e.texts("ann"), 5, "the next message waits for the earlier one's done mark")
 
-	// Crash with the done mark unwritten, and restart on a working store.
-	e.hs.Close()
-	e.ch.crash()
-	closeStore()
-	fail.Store(false)
-	st, closeStore = open(&fail)
-	t.Cleanup(closeStore)
-	e.start(WithStores(st))
-	e.ch.OnMessage(handler)
+	crashAndRecover() // with the done mark unwritten
 	e.notify()
 	require.Eventually(t, func() bool { return e.ch.Stats().Handled == 2 }, 5*time.Second, 5*time.Millisecond)
 	time.Sleep(100 * time.Millisecond) // anything late would show now
@@ -118,33 +123,19 @@ func TestReplayNeverSendsARefusedReplyLate(t *testing.T) {
 // next one: in order.
 func TestReplayNeverSendsAReplyRefusedByState(t *testing.T) {
 	t.Parallel()
-	srv := kftest.NewServer()
-	t.Cleanup(srv.Close)
-	e := &env{t: t, srv: srv, dir: t.TempDir()}
-	open := func(fail *atomic.Bool) (Stores, func()) {
-		d, err := cursor.OpenDir(e.dir)
-		require.NoError(t, err)
-		return markFailStores{d, fail}, func() { _ = d.Close() }
-	}
-	var fail atomic.Bool
-	fail.Store(true)
-	st, closeStore := open(&fail)
-	e.start(WithStores(st))
 	handler := func(ctx context.Context, m *Message, r Replier) error {
 		if err := r.Text(ctx, "re: "+m.Text.Content); err != nil && !isReplyOutcome(err) {
 			return err
 		}
 		return nil
 	}
-	e.ch.OnMessage(handler)
+	e, crashAndRecover := startMarkOutage(t, handler)
+	srv := e.srv
 	kfid := srv.OpenKfID()
 	srv.AddText("bea", "first")
 	srv.SetServiceState(kfid, "bea", kftest.StateServicer, "zhangsan")
 	e.notify()
-	require.Eventually(t, func() bool {
-		return e.ch.Stats().ErrorsByCode[95018] > 0 || e.ch.Stats().Dispatched >= 1 && e.ch.Stats().InFlight == 0
-	}, 5*time.Second, 5*time.Millisecond)
-	time.Sleep(200 * time.Millisecond)
+	require.Eventually(t, func() bool { return e.ch.Stats().ErrorsByCode[95018] > 0 }, 5*time.Second, 5*time.Millisecond)
 	require.Empty(t, e.texts("bea"), "a human has the session")
 	srv.SetServiceState(kfid, "bea", 1, "") // back to the bot (state 1), with no event
 	time.Sleep(1100 * time.Millisecond)
@@ -153,14 +144,7 @@ func TestReplayNeverSendsAReplyRefusedByState(t *testing.T) {
 	time.Sleep(300 * time.Millisecond)
 	require.Empty(t, e.texts("bea"), "the next message waits for the earlier one's done mark")
 
-	e.hs.Close()
-	e.ch.crash()
-	closeStore()
-	fail.Store(false)
-	st, closeStore = open(&fail)
-	t.Cleanup(closeStore)
-	e.start(WithStores(st))
-	e.ch.OnMessage(handler)
+	crashAndRecover()
 	e.notify()
 	require.Eventually(t, func() bool { return e.ch.Stats().Handled == 2 }, 5*time.Second, 5*time.Millisecond)
 	time.Sleep(100 * time.Millisecond)
