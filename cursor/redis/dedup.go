@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -80,16 +81,21 @@ return 1
 // plus twice that, so the marks made between two maintenances still last a full retention.
 func (s *Store) maintainEvery() time.Duration { return min(10*time.Second, s.retention/8) }
 
+// doneLately reports whether m (key → time.Time) says this Store did something for key less than
+// maintainEvery ago: the per-account work it does only now and then (maintenance, registration).
+func (s *Store) doneLately(m *sync.Map, key string) bool {
+	at, ok := m.Load(key)
+	return ok && time.Since(at.(time.Time)) < s.maintainEvery()
+}
+
 // markHead is the ARGV head of markScript for a mark through value ("" unfenced) on openKfID: it asks for
 // maintenance when this Store has not maintained the account's keys for maintainEvery.
 func (s *Store) markHead(value, openKfID string) []any {
-	every := s.maintainEvery()
-	ttl := (s.retention + 2*every).Milliseconds()
-	now := time.Now()
-	if last, ok := s.maintained.Load(openKfID); ok && now.Sub(last.(time.Time)) < every {
+	ttl := (s.retention + 2*s.maintainEvery()).Milliseconds()
+	if s.doneLately(&s.maintained, openKfID) {
 		return []any{value, ttl, 0}
 	}
-	s.maintained.Store(openKfID, now)
+	s.maintained.Store(openKfID, time.Now())
 	return []any{value, ttl, s.retention.Milliseconds()}
 }
 

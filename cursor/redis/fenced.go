@@ -188,7 +188,7 @@ func (l *lease) prepare(ctx context.Context, op string, writes bool) error {
 	if !writes || l.registered.Load() {
 		return nil
 	}
-	if at, ok := l.s.registered.Load(l.key); ok && time.Since(at.(time.Time)) < l.s.maintainEvery() {
+	if l.s.doneLately(&l.s.registered, l.key) {
 		l.registered.Store(true)
 		return nil
 	}
