@@ -52,6 +52,7 @@ type keyQueue struct {
 	running bool // a worker holds this key
 	inReady bool
 	parked  bool
+	wake    func() // ends the parking early while parked
 }
 
 func newDispatcher(workers int, stop context.Context) *dispatcher {
@@ -135,8 +136,8 @@ func (d *dispatcher) work() {
 	}
 }
 
-// parkLocked keeps q off the ready list until delay has passed, j's context ends or the dispatcher
-// is told to stop waiting.
+// parkLocked keeps q off the ready list until delay has passed, j's context ends, unpark is called
+// for its key or the dispatcher is told to stop waiting.
 func (d *dispatcher) parkLocked(q *keyQueue, j *job, delay time.Duration) {
 	q.parked = true
 	d.parked++
@@ -152,6 +153,7 @@ func (d *dispatcher) parkLocked(q *keyQueue, j *job, delay time.Duration) {
 			p.mu.Unlock()
 			d.mu.Lock()
 			q.parked = false
+			q.wake = nil
 			d.parked--
 			d.makeReadyLocked(q)
 			if d.parked == 0 && d.closed {
@@ -167,6 +169,20 @@ func (d *dispatcher) parkLocked(q *keyQueue, j *job, delay time.Duration) {
 	}
 	p.stopAll = context.AfterFunc(d.stop, wake)
 	p.mu.Unlock()
+	q.wake = wake
+}
+
+// unpark ends key's parking now, if it is parked: what its job waited for has happened.
+func (d *dispatcher) unpark(key string) {
+	d.mu.Lock()
+	var wake func()
+	if q := d.queues[key]; q != nil && q.parked {
+		wake = q.wake
+	}
+	d.mu.Unlock()
+	if wake != nil {
+		wake()
+	}
 }
 
 // parking is one parked key's wake-up: whichever of its timer and its context fires first.

@@ -121,7 +121,7 @@ func (it *item) run() time.Duration {
 		return 0
 	}
 	if s.markPending(it.key) {
-		return markPoll // parked, holding no worker, until the previous message's mark is written
+		return markWait // parked, holding no worker, until the previous message's mark is written
 	}
 	if ch.cfg.burstWindow > 0 && !it.formed {
 		if wait := s.burstWait(it); wait > 0 && ch.pullCtx.Err() == nil {
@@ -190,17 +190,23 @@ func (s *session) markPending(key string) bool {
 	return pending
 }
 
-// markPoll is how often a message parked behind its customer's previous done mark looks again.
-const markPoll = 2 * time.Millisecond
+// markWait bounds how long a message stays parked behind its customer's previous done mark: the
+// mark's settling unparks it at once (settleMark); this only covers a settle that came between the
+// check and the parking.
+const markWait = 50 * time.Millisecond
 
 // settleMark records that its done mark was written or abandoned, which lets the customer's next
 // message start.
 func (s *session) settleMark(it *item) {
 	s.mu.Lock()
-	if s.unmarked[it.key] == it {
+	settled := s.unmarked[it.key] == it
+	if settled {
 		delete(s.unmarked, it.key)
 	}
 	s.mu.Unlock()
+	if settled {
+		s.ch.disp.unpark(it.key) // the customer's next message, if it waits
+	}
 }
 
 // marker writes the done marks of its session in batches: one store write covers every message
