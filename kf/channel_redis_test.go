@@ -73,3 +73,52 @@ func TestTwoReplicasExactlyOnceInOrder(t *testing.T) {
 	assert.EqualValues(t, customers*each, handled, "each message handled by exactly one replica")
 	t.Logf("replica A handled %d, replica B %d", reps[0].ch.Stats().Handled, reps[1].ch.Stats().Handled)
 }
+
+// A callback that lands on the replica without the lease is owed by that replica: while another
+// replica holds the account (busy with a slow handler, and pulled before the new message arrived),
+// the callback's replica waits for the lease, takes it when the holder lets go, and pulls. No
+// further callback and no poll is needed.
+func TestLeaseGainPullsWithoutAnotherCallback(t *testing.T) {
+	t.Parallel()
+	addr, _, _ := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	release := make(chan struct{})
+	started := make(chan struct{}, 1)
+	replica := func(slow bool) *env {
+		e := &env{t: t, srv: srv, dir: t.TempDir()}
+		e.start(WithStores(redis.New(rdb, redis.WithPrefix("gain:"))), WithLeaseTTL(2*time.Second))
+		e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
+			if slow {
+				started <- struct{}{}
+				<-release
+			}
+			return r.Text(ctx, m.Text.Content)
+		})
+		return e
+	}
+	a, b := replica(true), replica(false)
+
+	srv.AddText("first", "slow one")
+	a.notify()
+	<-started // a holds the account, its pull is over, its handler runs
+
+	srv.AddText("second", "waits for the lease")
+	require.NoError(t, srv.Notify(context.Background(), b.url, srv.OpenKfID()))
+	time.Sleep(300 * time.Millisecond) // b tries for the lease meanwhile
+	assert.Empty(t, srv.SentTo(srv.OpenKfID(), "second"), "answered while a held the lease")
+	assert.Zero(t, b.ch.Stats().LeasesHeld, "b holds the lease a holds")
+
+	close(release)
+	a.waitSent("first", 1)
+	got := b.waitSent("second", 1)
+	assert.Equal(t, "waits for the lease", got[0].Text)
+	a.settle()
+	b.settle()
+	assert.EqualValues(t, 1, a.ch.Stats().Replies, "a answered only its own callback's message")
+	assert.EqualValues(t, 1, b.ch.Stats().Replies, "b pulled on gaining the lease")
+	assert.Len(t, srv.SentTo(srv.OpenKfID(), "first"), 1)
+	assert.Len(t, srv.SentTo(srv.OpenKfID(), "second"), 1)
+}
