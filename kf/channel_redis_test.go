@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -121,4 +122,55 @@ func TestLeaseGainPullsWithoutAnotherCallback(t *testing.T) {
 	assert.EqualValues(t, 1, b.ch.Stats().Replies, "b pulled on gaining the lease")
 	assert.Len(t, srv.SentTo(srv.OpenKfID(), "first"), 1)
 	assert.Len(t, srv.SentTo(srv.OpenKfID(), "second"), 1)
+}
+
+// countingTokens is a TokenStore that counts the tokens stored in it.
+type countingTokens struct {
+	*MemoryTokenStore
+	sets atomic.Int32
+}
+
+func (c *countingTokens) Set(ctx context.Context, key, value string, ttl time.Duration) error {
+	c.sets.Add(1)
+	return c.MemoryTokenStore.Set(ctx, key, value, ttl)
+}
+
+// WithStores on cursor/redis shares the access token between the Channels on it (one gettoken for
+// both), and WithClientOptions(WithTokenStore) overrides that for its own Channel.
+func TestStoresShareTheTokenUnlessOverridden(t *testing.T) {
+	t.Parallel()
+	addr, _, _ := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	ctx := context.Background()
+	newChannel := func(opts ...ChannelOption) *Channel {
+		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+			append([]ChannelOption{WithStores(redis.New(rdb, redis.WithPrefix("tok:"))), WithClientOptions(WithBaseURL(srv.URL()))}, opts...)...)
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = ch.Shutdown(ctx) })
+		return ch
+	}
+
+	a, b := newChannel(), newChannel()
+	ta, err := a.Client().AccessToken(ctx)
+	require.NoError(t, err)
+	tb, err := b.Client().AccessToken(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, ta, tb, "one token, through Redis")
+	assert.Equal(t, 1, srv.Calls("/cgi-bin/gettoken"))
+	keys, err := rdb.Keys(ctx, "tok:*").Result()
+	require.NoError(t, err)
+	assert.NotEmpty(t, keys, "the token is kept in Redis")
+
+	own := &countingTokens{MemoryTokenStore: NewMemoryTokenStore()}
+	c := newChannel(WithClientOptions(WithTokenStore(own)))
+	_, err = c.Client().AccessToken(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, 2, srv.Calls("/cgi-bin/gettoken"), "its own store is empty: a gettoken of its own")
+	assert.EqualValues(t, 1, own.sets.Load(), "kept in the store it was given")
+	tb2, err := b.Client().AccessToken(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, tb, tb2, "Redis's token untouched by the Channel with its own store")
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -932,4 +933,38 @@ func TestKnowledgeLinkPicURLSpellings(t *testing.T) {
 		require.NoError(t, json.Unmarshal([]byte(body), &l), body)
 		assert.Equal(t, kf.KnowledgeLink{Title: "t", Desc: "d", URL: "https://u", PicURL: "https://p"}, l, body)
 	}
+}
+
+// No official page limits a link's URL scheme or a multipart filename's length, so neither is
+// checked here: a link to a placeholder or non-http URL and a long filename reach WeCom as given,
+// and WeCom's answer decides (the fake, as an approximation, refuses a link that is not http(s)).
+func TestLinkSchemeAndFilenameLengthLeftToWeCom(t *testing.T) {
+	t.Parallel()
+	f := newFake(t)
+	ctx := context.Background()
+	f.srv.AddText("wmAlice", "hi")
+	thumb, err := f.c.UploadMedia(ctx, media.KindImage, "thumb.jpg", bytes.NewReader(testJPEG(t)))
+	require.NoError(t, err)
+	for i, u := range []string{"URL", "weixin://dl/business/?t=abc", "ftp://example.com/a"} {
+		_, err := f.c.SendMsg(ctx, kf.SendMsgRequest{ToUser: "wmAlice", OpenKfID: f.srv.OpenKfID(),
+			MsgID: fmt.Sprintf("link%d", i), Content: kf.NewLink("title", "", u, thumb.MediaID)})
+		require.NotErrorIs(t, err, kf.ErrInvalidArgument, u)
+		var ae *kf.APIError
+		require.ErrorAs(t, err, &ae, u)
+		assert.Equal(t, 40058, ae.Code, u)
+		var body struct {
+			Link struct {
+				URL string `json:"url"`
+			} `json:"link"`
+		}
+		require.NoError(t, json.Unmarshal(f.last(t, "/cgi-bin/kf/send_msg").Request, &body))
+		assert.Equal(t, u, body.Link.URL, "sent as given")
+	}
+
+	name := strings.Repeat("很长的文件名", 40) + ".txt" // 724 bytes
+	up, err := f.c.UploadMedia(ctx, media.KindFile, name, strings.NewReader("some text in a file"))
+	require.NoError(t, err)
+	_, _, got, ok := f.srv.Media(up.MediaID)
+	require.True(t, ok)
+	assert.Equal(t, name, got)
 }
