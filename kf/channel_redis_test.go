@@ -17,13 +17,20 @@ import (
 	"github.com/wxkf/wxkf/kf/kftest"
 )
 
+// newRedis starts a Redis server for the test and returns a client of it; both end with the test.
+func newRedis(t testing.TB) *goredis.Client {
+	t.Helper()
+	addr, _, _ := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
 // Two replicas on one Redis, callbacks spread over them at random (and sometimes to both): every
 // customer message is answered exactly once, and each customer's replies keep their order.
 func TestTwoReplicasExactlyOnceInOrder(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := newRedis(t)
 	srv := kftest.NewServer()
 	t.Cleanup(srv.Close)
 
@@ -81,9 +88,7 @@ func TestTwoReplicasExactlyOnceInOrder(t *testing.T) {
 // further callback and no poll is needed.
 func TestLeaseGainPullsWithoutAnotherCallback(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := newRedis(t)
 	srv := kftest.NewServer()
 	t.Cleanup(srv.Close)
 	release := make(chan struct{})
@@ -139,9 +144,7 @@ func (c *countingTokens) Set(ctx context.Context, key, value string, ttl time.Du
 // both), and WithClientOptions(WithTokenStore) overrides that for its own Channel.
 func TestStoresShareTheTokenUnlessOverridden(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := newRedis(t)
 	srv := kftest.NewServer()
 	t.Cleanup(srv.Close)
 	ctx := context.Background()

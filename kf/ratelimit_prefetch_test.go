@@ -12,7 +12,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/wxkf/wxkf/cursor/redis"
-	"github.com/wxkf/wxkf/cursor/redis/redistest"
 )
 
 // countingRateStore counts the AdmitCalls calls to the store it wraps, the calls they asked for and
@@ -49,9 +48,7 @@ func (s *countingRateStore) AdmitCalls(ctx context.Context, corpID, path string,
 // limiter treats it as remote) and cursor/redis's on a single node.
 func prefetchStores(t *testing.T) map[string]func(prefix string) *countingRateStore {
 	t.Helper()
-	addr, _, _ := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := newRedis(t)
 	return map[string]func(string) *countingRateStore{
 		"memory": func(string) *countingRateStore { return &countingRateStore{RateStore: newMemRateStore()} },
 		"redis": func(p string) *countingRateStore {

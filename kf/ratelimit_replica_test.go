@@ -188,9 +188,7 @@ func TestReplicasStayUnderWeComLimits(t *testing.T) {
 // answered.
 func TestRateLimitPauseReachesEveryReplica(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := newRedis(t)
 	srv := kftest.NewServer()
 	t.Cleanup(srv.Close)
 	kfB := srv.AddAccount("B")

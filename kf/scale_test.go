@@ -27,9 +27,7 @@ import (
 // keys namespaced by corp. Each answers its own customers, and neither sees the other's state.
 func TestTwoCorpsOneRedis(t *testing.T) {
 	t.Parallel()
-	addr, _, _ := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr})
-	t.Cleanup(func() { _ = rdb.Close() })
+	rdb := newRedis(t)
 	mux := http.NewServeMux()
 	hs := httptest.NewServer(mux)
 	t.Cleanup(hs.Close)
