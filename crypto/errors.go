@@ -16,6 +16,7 @@ type Error struct {
 	class *Error // the sentinel this error belongs to; nil for the sentinels themselves
 }
 
+// Error returns "crypto: " and the reason.
 func (e *Error) Error() string {
 	if e.class == nil {
 		return "crypto: " + e.Reason

@@ -35,8 +35,9 @@
 //   - [Memory]: everything in process memory, lost with the process. Leases are between goroutines; a fenced
 //     write is checked and made under the one mutex that orders every write.
 //   - [Dir]: one process (the directory is flocked). A cursor or metadata write returns once the cursor file
-//     was rewritten atomically and fsynced; a done mark or reply record once its journal line is fsynced
-//     (group commit; [WithJournalSync](false) trades that for speed). Leases are between goroutines of the
+//     was rewritten atomically and fsynced; a done mark once its journal line is fsynced (group commit;
+//     [WithJournalSync](false) trades that for speed); a reply record once its journal line is written to
+//     the operating system, without waiting for the disk (it survives a process crash, not a power loss). Leases are between goroutines of the
 //     process; a fenced write is checked under the lock that orders writes of its kind, so a write that
 //     passed its check just before a takeover lands before the new holder's first write of that kind, never
 //     after it. A journal damaged by a crash or a power loss (a torn last line, lines of NUL bytes) is

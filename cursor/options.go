@@ -75,11 +75,12 @@ func WithLogger(l *slog.Logger) Option {
 	}
 }
 
-// WithJournalSync chooses whether Dir's MarkDone and PutReply (through a lease or not) fsync the done-journal
-// before returning (default true). With false, a done mark or reply record survives a process crash but may
-// be lost on power failure: the message may then be dispatched again (WeCom rejects the replayed reply's
-// client msgid as a duplicate), and a rerun that finds no reply record may answer differently. Cursor and
-// metadata saves always fsync. Memory ignores it.
+// WithJournalSync chooses whether Dir's MarkDone (through a lease or not) fsyncs the done-journal before
+// returning (default true). With false, a done mark survives a process crash but may be lost on power
+// failure: the message may then be dispatched again (WeCom rejects the replayed reply's client msgid as a
+// duplicate). PutReply never waits for the disk, whatever this says: a reply record survives a process
+// crash, not a power loss, and a rerun that finds no record may answer differently. Cursor and metadata
+// saves always fsync. Memory ignores it.
 func WithJournalSync(on bool) Option {
 	return func(c *config) { c.journalSync = on }
 }

@@ -18,7 +18,8 @@ const MaxCallbackBytes = 1 << 20
 // echostr. POST verifies the signature, decrypts the envelope, checks the receiver id and answers
 // 200 "success" at once: the sync runs in the background, so a slow bot never makes WeCom retry.
 // A bad signature (or receiver), or a timestamp outside the replay window (WithReplayWindow), is
-// 403, a malformed request 400, a body over 1 MB 413, and a callback during Shutdown 503 (WeCom
+// 403, a malformed request 400, a method other than GET or POST 405, a body over 1 MB 413 (each
+// counted in Stats.CallbacksRejected), and a callback during Shutdown 503 (WeCom
 // retries it later, possibly on another replica). An older callback never replaces the sync
 // token of a newer one.
 func (ch *Channel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -31,6 +32,7 @@ func (ch *Channel) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case http.MethodPost:
 		ch.serveCallback(ctx, w, r, q.Get("msg_signature"), q.Get("timestamp"), q.Get("nonce"))
 	default:
+		ch.stats.rejected.Add(1)
 		ch.noteCallback(ctx, callbackMalformed, "")
 		w.Header().Set("Allow", "GET, POST")
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)

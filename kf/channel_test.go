@@ -156,7 +156,7 @@ func TestServeHTTPVerifyAndReject(t *testing.T) {
 	require.NoError(t, err)
 	resp.Body.Close()
 	assert.Equal(t, http.StatusMethodNotAllowed, resp.StatusCode)
-	assert.EqualValues(t, 6, e.ch.Stats().CallbacksRejected)
+	assert.EqualValues(t, 7, e.ch.Stats().CallbacksRejected)
 }
 
 // A receiver mismatch (signed with our token, encrypted for another corp) is refused with 403.

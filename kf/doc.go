@@ -174,8 +174,8 @@
 //     (Client).
 //   - wxkf.api.call.count (counter, {call}; api.path, errcode or error.type): API calls, their
 //     retries included (Client). errcode is WeCom's, 0 on success; when WeCom gave no answer,
-//     error.type replaces it: token, network, timeout, canceled, an HTTP status code,
-//     unexpected_response or response_too_large.
+//     error.type replaces it: token, network, timeout, canceled, an HTTP status code (http for
+//     one outside 100–599), unexpected_response, response_too_large, or other.
 //   - wxkf.api.call.duration (histogram, s; as wxkf.api.call.count): one API call (Client).
 //   - wxkf.ratelimit.wait.duration (histogram, s; api.path): how long one attempt of an API call
 //     waited for the rate limiter, the shared store's round trip included (Client).

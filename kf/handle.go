@@ -263,8 +263,9 @@ const (
 	maxMarkBatch = 1000
 	// markLinger is the least time between two done-mark writes of a session. A message that finishes
 	// with no write in the last markLinger is marked at once; under load the marks of markLinger go
-	// in one write (at the ceiling of 10,000 sends a minute, about 8 messages). Nothing waits for the
-	// marks but the cursor and the lease's release.
+	// in one write (at the ceiling of 10,000 sends a minute, about 8 messages). What waits for the
+	// marks: the cursor, the lease's release, and the customer's next message, which asks the marker
+	// not to linger (markNow).
 	markLinger = 50 * time.Millisecond
 )
 

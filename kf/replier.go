@@ -125,6 +125,7 @@ type ReplyError struct {
 	Err          error // the API error that revealed the reason, if any
 }
 
+// Error says why the reply was cut and how many messages were sent and dropped.
 func (e *ReplyError) Error() string {
 	reason := fmt.Sprint(e.Reason)
 	var ae *APIError
@@ -141,6 +142,7 @@ func (e *ReplyError) Error() string {
 	return s
 }
 
+// Unwrap returns Reason and, when set, Err, so errors.Is matches either.
 func (e *ReplyError) Unwrap() []error {
 	if e.Err != nil {
 		return []error{e.Reason, e.Err}

@@ -24,6 +24,7 @@ type RetryError struct {
 	Err error
 }
 
+// Error says a retry was requested, with the cause if any.
 func (e *RetryError) Error() string {
 	if e.Err == nil {
 		return "kf: retry requested"
@@ -31,6 +32,7 @@ func (e *RetryError) Error() string {
 	return "kf: retry requested: " + e.Err.Error()
 }
 
+// Unwrap returns the cause.
 func (e *RetryError) Unwrap() error { return e.Err }
 
 // Retry asks the Channel to run the handler again for the same message, after the Channel's

@@ -13,7 +13,7 @@ import (
 type Stats struct {
 	Callbacks         int64 // callbacks accepted (200)
 	Coalesced         int64 // callbacks that needed no pull: a retry already covered by one
-	CallbacksRejected int64 // callbacks refused: bad signature, malformed, too large, outside the replay window
+	CallbacksRejected int64 // callbacks refused: bad signature, malformed, wrong method, too large, outside the replay window
 	Pulls             int64 // sync_msg pages pulled
 	Messages          int64 // messages received in those pages (a message pulled again by a rewind counts once)
 	Malformed         int64 // items skipped because they have no usable msgid (missing, not a string, over 1024 bytes) or are not objects

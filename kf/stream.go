@@ -62,10 +62,12 @@ type StreamError struct {
 	Err  error // the source's error
 }
 
+// Error says how many messages went out before the source failed, and why it failed.
 func (e *StreamError) Error() string {
 	return fmt.Sprintf("kf: stream source failed after %d message(s): %v", e.Sent, e.Err)
 }
 
+// Unwrap returns the source's error.
 func (e *StreamError) Unwrap() error { return e.Err }
 
 // streamer is one Stream call.

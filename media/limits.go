@@ -43,6 +43,7 @@ type LimitError struct {
 	Got string
 }
 
+// Error names the kind, the limit and, when known, what the input had.
 func (e *LimitError) Error() string {
 	if e.Got == "" {
 		return fmt.Sprintf("media: %s: %s", e.Kind, e.Limit)

@@ -187,8 +187,8 @@ func (s *Store) Done(ctx context.Context, openKfID string, msgIDs ...string) ([]
 	return out, nil
 }
 
-// Lookup implements cursor.State: one script per 1000 msgids (ZMSCORE of the done set; HMGET of the reply
-// records and ZMSCORE of their ages if the account has any), against the server time, in one round trip.
+// Lookup implements cursor.State: one script per 1000 msgids (ZMSCORE of the done set and HMGET of the reply
+// records, each record's age read from its stamp), against the server time, in one round trip.
 func (s *Store) Lookup(ctx context.Context, openKfID string, msgIDs ...string) ([]cursor.Status, error) {
 	if err := s.checkBatch(ctx, openKfID, msgIDs); err != nil {
 		return nil, err

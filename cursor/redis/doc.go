@@ -29,8 +29,8 @@
 //
 // # Fencing
 //
-// Lock is one script: if <prefix>{<key>}:lease is free, INCR the fence counter and SET the lease to
-// "<token>:<random hex>" NX PX ttl. Renewal (every ttl/3) and Release compare the whole value first. A write
+// Lock is one script: if <prefix>{<key>}:lease does not exist, INCR the fence counter and SET the lease to
+// "<token>:<random hex>" PX ttl (the script runs atomically, so the EXISTS check stands in for NX). Renewal (every ttl/3) and Release compare the whole value first. A write
 // through the lease (Save, SetMeta, MarkDone, PutReply) is one script that checks that the lease still holds
 // that value and only then writes; if not, it writes nothing, the lease ends with cursor.ErrLeaseLost and
 // the write returns an error wrapping it. Since another replica can only take the key after it expired or
