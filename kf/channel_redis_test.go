@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,11 +106,22 @@ func TestLeaseGainPullsWithoutAnotherCallback(t *testing.T) {
 		})
 		return e
 	}
+	// The account is known to the store before the replicas start, so each pulls it once at
+	// start-up (the sweep); that is waited out first, or a late sweep on a would pull "second".
+	st := redis.New(rdb, redis.WithPrefix("gain:"))
+	lease, err := st.Lock(context.Background(), srv.OpenKfID(), time.Second)
+	require.NoError(t, err)
+	require.NoError(t, lease.SetMeta(context.Background(), metaHistoryBefore, strconv.FormatInt(time.Now().Unix()-60, 10)))
+	require.NoError(t, lease.Release(context.Background()))
 	a, b := replica(true), replica(false)
+	require.Eventually(t, func() bool {
+		sa, sb := a.ch.Stats(), b.ch.Stats()
+		return sa.Pulls >= 1 && sb.Pulls >= 1 && sa.LeasesHeld == 0 && sb.LeasesHeld == 0
+	}, 10*time.Second, 5*time.Millisecond, "the start-up pulls")
 
 	srv.AddText("first", "slow one")
 	a.notify()
-	<-started // a holds the account, its pull is over, its handler runs
+	<-started // a holds the account, its pull round is over (one page), its handler runs
 
 	srv.AddText("second", "waits for the lease")
 	require.NoError(t, srv.Notify(context.Background(), b.url, srv.OpenKfID()))
