@@ -128,10 +128,16 @@
 // The Channel and the Client record OpenTelemetry metrics and spans through the API only: pass
 // providers with WithMeterProvider and WithTracerProvider (WithClientMeterProvider and
 // WithClientTracerProvider for a Client of your own); without them the global providers are used,
-// which record nothing until the application installs an SDK, and cost no allocation meanwhile. Metric attributes are bounded and
-// carry no personal data: an account's open_kfid, a msgtype ("other" for one this package does
-// not know), an outcome, WeCom's errcode, an API path; never an external_userid, a msgid or
-// content. Durations are in seconds.
+// which record nothing until the application installs an SDK, and cost no allocation meanwhile.
+// Metric attributes are bounded and carry no personal data: an account's open_kfid, a msgtype
+// ("other" for one this package does not know), an outcome, WeCom's errcode, an API path; never an
+// external_userid, a msgid or content. Durations are in seconds.
+//
+// What recording costs, measured on 2 shared cores: with no SDK installed, about 1.3 µs and no
+// allocation per message; with the OpenTelemetry SDK installed (every metric aggregated, every span
+// sampled and batched), about 20 µs and 8 KB in 32 allocations per message, most of them in the
+// SDK's span handling. At 650 messages a second the median latency the SDK adds to a message rose
+// from 1.3 to 1.4 ms and its 99th percentile from 4.3 to 5.6 ms (BenchmarkChannelLatency).
 //
 // Instruments (kind, unit; attributes):
 //
