@@ -108,6 +108,30 @@ type State interface {
 	Lookup(ctx context.Context, openKfID string, msgIDs ...string) ([]Status, error)
 }
 
+// Owed is implemented by stores shared between processes (cursor/redis): it lets a replica that answered a
+// callback tell the others that a pull is owed to the account, in case it dies before pulling. A Channel
+// marks an account owed before it answers a callback, clears its mark once a pull round that started after
+// the mark has completed, and regularly pulls every account whose mark is older than a grace period: the
+// replica that made it is gone, or stuck.
+//
+// Implementations are safe for concurrent use.
+type Owed interface {
+	// MarkOwed records, at the store's clock, that a pull is owed to openKfID, replacing an older mark, and
+	// returns the mark.
+	MarkOwed(ctx context.Context, openKfID string) (mark int64, err error)
+	// ClearOwed removes openKfID's mark if it is still mark: a mark made since (by any process) stays.
+	ClearOwed(ctx context.Context, openKfID string, mark int64) error
+	// OwedOlder returns the accounts whose mark was made more than age ago, with their marks, oldest first
+	// (at most 1000).
+	OwedOlder(ctx context.Context, age time.Duration) ([]OwedMark, error)
+}
+
+// OwedMark is an account's mark in an [Owed] store.
+type OwedMark struct {
+	OpenKfID string
+	Mark     int64
+}
+
 // Status is what [State.Lookup] knows of one msgid.
 type Status struct {
 	// Done is true when the msgid was marked done less than the retention ago.

@@ -98,6 +98,7 @@ func (ch *Channel) serveCallback(ctx context.Context, w http.ResponseWriter, r *
 		if ev.CreateTime > 0 {
 			at = time.Unix(ev.CreateTime, 0)
 		}
+		ch.markOwed(ctx, ev.OpenKfID) // before the 200: another replica pulls if this one dies first
 		if _, coalesced := ch.triggerRound(ev.OpenKfID, ev.Token, at); coalesced {
 			result = callbackCoalesced
 		}

@@ -238,6 +238,7 @@ func (ch *Channel) OnMessage(h MessageHandler) {
 	ch.begin()
 	if prev == nil {
 		ch.goBG(ch.sweep) // pull what waited for a handler
+		ch.goBG(ch.sweepOwed)
 	}
 }
 
@@ -273,11 +274,13 @@ func (ch *Channel) OnCallback(h CallbackHandler) { ch.onCallback.Store(&h) }
 func (ch *Channel) OnDeadLetter(h DeadLetterHandler) { ch.onDead.Store(&h) }
 
 // Trigger asks the Channel to pull openKfID now, as a callback would (token may be empty: sync_msg
-// without a token is rate-limited by WeCom).
+// without a token is rate-limited by WeCom). Like a callback, on stores shared between replicas it
+// first marks the account owed (see cursor.Owed), so another replica pulls if this one dies first.
 func (ch *Channel) Trigger(openKfID, token string) {
 	if openKfID == "" || ch.stopping.Load() {
 		return
 	}
+	ch.markOwed(context.Background(), openKfID)
 	ch.trigger(openKfID, token, ch.now())
 }
 

@@ -189,3 +189,48 @@ func TestStoresShareTheTokenUnlessOverridden(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, tb, tb2, "Redis's token untouched by the Channel with its own store")
 }
+
+// A callback answered by a replica that dies before it pulls is pulled by another replica, which had
+// no callback for it: the first marked the account owed in Redis before answering, and the mark,
+// left uncleared, is found by the other's sweep (after two lease TTLs). Normal work leaves no mark.
+func TestCallbackOfADeadReplicaIsPulledByAnother(t *testing.T) {
+	t.Parallel()
+	rdb := newRedis(t)
+	srv := kftest.NewServer()
+	t.Cleanup(srv.Close)
+	const ttl = 500 * time.Millisecond
+	replica := func() *env {
+		e := &env{t: t, srv: srv, dir: t.TempDir()}
+		e.start(WithStores(redis.New(rdb, redis.WithPrefix("owed:"))), WithLeaseTTL(ttl))
+		e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, m.Text.Content) })
+		return e
+	}
+	a, b := replica(), replica()
+	ctx := context.Background()
+
+	// Something else holds the account, so a cannot pull yet; a dies while it waits.
+	st := redis.New(rdb, redis.WithPrefix("owed:"))
+	held, err := st.Lock(ctx, srv.OpenKfID(), ttl)
+	require.NoError(t, err)
+	srv.AddText("alice", "answered by whom?")
+	a.notify()
+	a.ch.crash()
+	require.NoError(t, held.Release(ctx))
+
+	got := b.waitSent("alice", 1)
+	assert.Equal(t, "answered by whom?", got[0].Text)
+	assert.EqualValues(t, 1, b.ch.Stats().OwedSwept)
+	assert.Zero(t, a.ch.Stats().Replies)
+
+	// An ordinary callback, pulled by its own replica: its mark is cleared, nothing is swept.
+	srv.AddText("bob", "hello")
+	b.notify()
+	b.waitSent("bob", 1)
+	b.settle()
+	require.Eventually(t, func() bool { return rdb.ZCard(ctx, "owed:owed").Val() == 0 }, 5*time.Second, 10*time.Millisecond,
+		"the marks are cleared")
+	time.Sleep(3 * ttl) // past owedAge: a mark left behind would be swept now
+	assert.EqualValues(t, 1, b.ch.Stats().OwedSwept, "nothing more to sweep")
+	assert.Len(t, srv.SentTo(srv.OpenKfID(), "alice"), 1)
+	assert.Len(t, srv.SentTo(srv.OpenKfID(), "bob"), 1)
+}

@@ -119,9 +119,20 @@
 // Under load the Redis work is batched: a holding with 8 or more messages in hand pulls at most
 // every 50 ms (one page and one done-lookup for the callbacks that came meanwhile), the done marks
 // that finish within 50 ms of a write go in the next one, reply records put during another's write
-// share the next script, and cursor saves are coalesced. Two replicas then spend about 2 Redis
-// commands per message under load, and about 25 for an isolated message, which takes and releases
-// its own lease. An idle account costs no goroutine and no timer.
+// share the next script, and cursor saves are coalesced. Two replicas then spend about 2–3 Redis
+// commands per message under load, and about 31 for an isolated message, which takes and releases
+// its own lease and marks and clears its callback's owed mark. An idle account costs no goroutine
+// and no timer.
+//
+// # Callbacks owed across replicas
+//
+// On stores that implement cursor.Owed (cursor/redis), a replica marks the account owed in the
+// store before it answers a callback (or a Trigger), and clears its mark once a pull round that
+// started after it has completed. Every replica looks, every half lease TTL, for marks older than two
+// lease TTLs and pulls those accounts (counted in Stats.OwedSwept). So a callback answered by a
+// replica that then died, or shut down, before pulling is pulled by another replica within about
+// two and a half lease TTLs (75 s by default), without waiting for a restart or the account's next
+// callback. A mark that cannot be written (Redis down) is logged; the callback is still answered.
 //
 // # Telemetry
 //

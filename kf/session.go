@@ -45,6 +45,8 @@ type account struct {
 	tokenAt time.Time // its callback's CreateTime: an older callback never replaces it
 	pending bool      // a trigger arrived that no complete pull round has covered yet
 	active  bool      // run() is alive
+	owed    *owedMark // this process's mark in a shared store that a pull is owed (owed.go)
+	marking bool      // a mark is being made
 	wake    chan struct{}
 
 	// Retries of one callback carry the same token. rounds counts pull rounds started; seen maps
@@ -76,11 +78,7 @@ func (ch *Channel) triggerRound(openKfID, token string, at time.Time) (ok, coale
 	if ch.stopping.Load() {
 		return false, false // Shutdown waits for the loops: none may start after it began
 	}
-	a := ch.accounts[openKfID]
-	if a == nil {
-		a = &account{ch: ch, id: openKfID, wake: make(chan struct{}, 1)}
-		ch.accounts[openKfID] = a
-	}
+	a := ch.accountLocked(openKfID)
 	a.mu.Lock()
 	if token != "" {
 		if first, ok := a.seen[token]; ok && a.rounds > first {
@@ -242,6 +240,7 @@ type session struct {
 	boundary   time.Time // skip messages sent before this (zero: skip nothing)
 	limit      int       // the sync_msg limit in use
 	lastPull   time.Time // when the last pull round started (the session loop's)
+	roundStart time.Time // when the pull round under way started; zero for a rewind pass
 
 	pullSpan trace.SpanContext // the span of the page being queued: its messages' spans link to it
 
@@ -394,6 +393,8 @@ func (s *session) pullOnce() bool {
 		return false
 	}
 	s.lastPull = time.Now()
+	s.roundStart = s.lastPull
+	defer func() { s.roundStart = time.Time{} }()
 	if !s.pull(tok) {
 		s.a.setPending() // not covered: pull again after the backoff
 		s.bo.wait(ch.pullCtx)
@@ -616,6 +617,9 @@ func (s *session) pull(token string) bool {
 		if !resp.HasMore {
 			s.bo.reset()
 			s.endRewind(false)
+			if !s.roundStart.IsZero() {
+				s.a.covered(s.ctx, s.roundStart) // a complete round: what was owed before it is pulled
+			}
 			return true
 		}
 		if unchanged && len(resp.Messages) == 0 {

@@ -35,6 +35,7 @@ type Stats struct {
 	EmptyPages        int64 // has_more answers with an unchanged cursor and no messages (backed off)
 	LeaseLosses       int64 // account leases lost while held (the holding's queue was dropped)
 	LeasesHeld        int64 // account leases held now
+	OwedSwept         int64 // accounts pulled because a callback another replica answered was left unpulled (cursor.Owed stores)
 	// RateLimited counts the client's 45009 answers (WeCom's frequency limit, doc 90454);
 	// RateLimitPauses the pauses of an API path they started (see NewRateLimiter);
 	// RateLimitWait is the time API calls spent in the rate limiter (a shared store's round
@@ -56,7 +57,7 @@ type stats struct {
 	dedupeHits, history, replies, duplicateSends, superseded             atomic.Int64
 	handlerErrors, retries, deadLetters, welcomeExpired, coalesced       atomic.Int64
 	deferred, rewinds, pageShrinks, emptyPages, leaseLosses, leaseHeld   atomic.Int64
-	bursts                                                               atomic.Int64
+	bursts, owedSwept                                                    atomic.Int64
 	inflight                                                             atomic.Int64
 
 	mu     sync.Mutex
@@ -76,6 +77,7 @@ func (ch *Channel) Stats() Stats {
 		WelcomeExpired: st.welcomeExpired.Load(),
 		Deferred:       st.deferred.Load(), Rewinds: st.rewinds.Load(), Bursts: st.bursts.Load(), PageShrinks: st.pageShrinks.Load(),
 		EmptyPages: st.emptyPages.Load(), LeaseLosses: st.leaseLosses.Load(), LeasesHeld: st.leaseHeld.Load(),
+		OwedSwept:  st.owedSwept.Load(),
 		QueueDepth: ch.disp.queued(), InFlight: int(st.inflight.Load()),
 	}
 	s.QueuedBytes, s.QueuedPeak = ch.disp.usage()

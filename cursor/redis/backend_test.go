@@ -102,6 +102,7 @@ var redisTests = []struct {
 	{"TokenStore", testTokenStore},
 	{"LeaseSurvivesShortBlip", testLeaseSurvivesShortBlip},
 	{"RateLimitState", testRateLimitState},
+	{"OwedMarks", testOwedMarks},
 }
 
 // TestRedis runs the tests of this package against a single redis-server and against a Redis Cluster of three

@@ -20,6 +20,7 @@
 //	<prefix>{<open_kfid>}:done      zset     msgid → server time (ms) it was marked done
 //	<prefix>{<open_kfid>}:reply     hash     msgid → "<unix ms put>:<reply record>"
 //	<prefix>accounts                set      every open_kfid saved or written through a lease
+//	<prefix>owed                    zset     open_kfid → server time (ms) a pull was marked owed (cursor.Owed)
 //	<prefix>token:<key>             string   a cached access_token, with its TTL
 //	<prefix>{<corpid>}:rate:<path>  hash     kf's rate limiter for a corp and API path (AdmitCalls, PauseCalls)
 //
