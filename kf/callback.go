@@ -16,7 +16,10 @@ const MaxCallbackBytes = 1 << 20
 
 // ServeHTTP is the callback URL (doc 94699). GET answers the URL verification with the decrypted
 // echostr. POST verifies the signature, decrypts the envelope, checks the receiver id and answers
-// 200 "success" at once: the sync runs in the background, so a slow bot never makes WeCom retry.
+// 200 "success" at once: the sync runs in the background, so a slow bot never makes WeCom retry. On
+// stores shared between replicas (cursor.Owed) it first marks the account owed, one store round
+// trip at most 1 s long, unless this process has a mark outstanding for it ("Callbacks owed across
+// replicas" in the package documentation).
 // A bad signature (or receiver), or a timestamp outside the replay window (WithReplayWindow), is
 // 403, a malformed request 400, a method other than GET or POST 405, a body over 1 MB 413 (each
 // counted in Stats.CallbacksRejected), and a callback during Shutdown 503 (WeCom
