@@ -17,6 +17,7 @@ import (
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 
 	"github.com/wxkf/wxkf/crypto"
 	"github.com/wxkf/wxkf/cursor"
@@ -853,21 +854,26 @@ func TestNewChannelValidates(t *testing.T) {
 	assert.Error(t, err)
 	// An invalid option value is an error wrapping ErrInvalidArgument, never a silent default.
 	for name, opt := range map[string]ChannelOption{
-		"WithWorkers(0)":             WithWorkers(0),
-		"WithChannelLogger(nil)":     WithChannelLogger(nil),
-		"WithHandlerTimeout(0)":      WithHandlerTimeout(0),
-		"WithRetryHorizon(-1)":       WithRetryHorizon(-1),
-		"WithRetryBackoff(2s, 1s)":   WithRetryBackoff(2*time.Second, time.Second),
-		"WithQueueBytes(1)":          WithQueueBytes(1),
-		"WithPollInterval(1ms)":      WithPollInterval(time.Millisecond),
-		"WithBurstWindow(-1)":        WithBurstWindow(-1),
-		"WithReplayWindow(-1)":       WithReplayWindow(-1),
-		"WithLeaseTTL(0)":            WithLeaseTTL(0),
-		"WithFetchTimeout(0)":        WithFetchTimeout(0),
-		"WithChannelClock(nil)":      WithChannelClock(nil),
-		"WithStores(nil)":            WithStores(nil),
-		"WithStateDir(\"\")":         WithStateDir(""),
-		"WithClientOptions(invalid)": WithClientOptions(WithBaseURL("::not a url")),
+		"WithWorkers(0)":                                   WithWorkers(0),
+		"WithChannelLogger(nil)":                           WithChannelLogger(nil),
+		"WithHandlerTimeout(0)":                            WithHandlerTimeout(0),
+		"WithRetryHorizon(-1)":                             WithRetryHorizon(-1),
+		"WithRetryBackoff(2s, 1s)":                         WithRetryBackoff(2*time.Second, time.Second),
+		"WithQueueBytes(1)":                                WithQueueBytes(1),
+		"WithPollInterval(1ms)":                            WithPollInterval(time.Millisecond),
+		"WithBurstWindow(-1)":                              WithBurstWindow(-1),
+		"WithReplayWindow(-1)":                             WithReplayWindow(-1),
+		"WithLeaseTTL(0)":                                  WithLeaseTTL(0),
+		"WithFetchTimeout(0)":                              WithFetchTimeout(0),
+		"WithChannelClock(nil)":                            WithChannelClock(nil),
+		"WithStores(nil)":                                  WithStores(nil),
+		"WithStateDir(\"\")":                               WithStateDir(""),
+		"WithClientOptions(invalid)":                       WithClientOptions(WithBaseURL("::not a url")),
+		"WithMeterProvider(nil)":                           WithMeterProvider(nil),
+		"WithTracerProvider(nil)":                          WithTracerProvider(nil),
+		"WithMeterProvider(typed nil)":                     WithMeterProvider((*sdkmetric.MeterProvider)(nil)),
+		"WithClientOptions(WithClientMeterProvider(nil))":  WithClientOptions(WithClientMeterProvider(nil)),
+		"WithClientOptions(WithClientTracerProvider(nil))": WithClientOptions(WithClientTracerProvider(nil)),
 	} {
 		_, err = NewChannel(good, WithStateDir(t.TempDir()), opt)
 		assert.ErrorIs(t, err, ErrInvalidArgument, name)
