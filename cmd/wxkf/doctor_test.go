@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -186,7 +187,7 @@ func TestDoctorWeComRefusals(t *testing.T) {
 			zh:      "请在「微信客服」→「通过API管理微信客服账号」中开启，并在「通过API管理会话消息」→「企业内部开发」→ 你的自建应用 →「可管理的客服账号」中为你的自建应用选择客服账号。",
 		},
 	} {
-		t.Run(tc.check+"-"+tc.errmsg[:8], func(t *testing.T) {
+		t.Run(fmt.Sprintf("%s-%d", tc.check, tc.code), func(t *testing.T) {
 			t.Parallel()
 			f := newFixture(t, nil)
 			f.srv.FailWith(tc.path, tc.code, tc.errmsg)
