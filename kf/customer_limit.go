@@ -66,7 +66,8 @@ func WithLimitClock(now func() time.Time) LimitCustomersOption {
 // per second, with bursts of up to burst (a token bucket of golang.org/x/time/rate). The first
 // message over the limit is answered with the notice (WithLimitNotice); further ones are
 // dropped without a reply until the customer is within the limit again. A dropped message is
-// done: its handler never runs. Events and human servicers' messages are not limited.
+// done: its handler never runs. Events and human servicers' messages are not limited. With
+// WithBurstWindow, a burst is one handler call and counts as one message.
 //
 // A rerun of a message (a retry, a replay after a crash) is judged as it was the first time, so a
 // handler that fails transiently is not locked out by its own reruns. Buckets that are full again

@@ -21,6 +21,10 @@ import (
 // else (a human servicer's message, origin 5) and anything no route matches goes to the default
 // handler (Default), if there is one; otherwise the message is done without a reply.
 //
+// With WithBurstWindow, a burst is routed by its last message (m; m.Burst holds them all): a menu
+// click followed within the window by a text goes to the text's route. A route that must see every
+// message of a burst looks at m.Burst itself.
+//
 // Registering a route again replaces it. A nil handler is a route that matches and answers
 // nothing (the message is done), like OnMessage(nil). Routes may be added while the Router is in
 // use; a Router is safe for concurrent use.
