@@ -23,7 +23,8 @@ import (
 // everything after it, is answered.
 func TestMalformedItemsNeverStopAnAccount(t *testing.T) {
 	t.Parallel()
-	e := newEnv(t)
+	var logs lockedLog
+	e := newEnv(t, WithChannelLogger(logs.logger()))
 	var mu sync.Mutex
 	var raw []string
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
@@ -48,21 +49,27 @@ func TestMalformedItemsNeverStopAnAccount(t *testing.T) {
 	e.srv.AddRawItem("", json.RawMessage(`"not an object"`))
 	e.srv.AddRawItem("", json.RawMessage(`[1,2,3]`))
 	e.srv.AddMessage(kftest.Message{ExternalUserID: "bob", MsgType: "meeting", Body: map[string]any{"meeting_id": "m1"}})
+	e.srv.AddMessage(kftest.Message{ExternalUserID: "bob", MsgType: "meeting", Body: map[string]any{"meeting_id": "m2"}})
 	e.srv.AddText("bob", "after")
 	e.notify()
-	e.waitTexts("bob", []string{"before", "got meeting", "after"}, 5*time.Second)
+	e.waitTexts("bob", []string{"before", "got meeting", "got meeting", "after"}, 5*time.Second)
 	e.settle()
 	assert.EqualValues(t, 6, e.ch.Stats().Malformed)
+	// An unknown msgtype is not malformed: it reaches the handler with Raw, is counted, and its type
+	// is logged once.
+	assert.EqualValues(t, 2, e.ch.Stats().UnknownTypes)
+	assert.Equal(t, 1, strings.Count(logs.String(), "msgtype=meeting"), "the unknown type is logged once:\n%s", logs.String())
 	mu.Lock()
-	assert.Equal(t, []string{`meeting:{"meeting_id":"m1"}`}, raw)
+	assert.Equal(t, []string{`meeting:{"meeting_id":"m1"}`, `meeting:{"meeting_id":"m2"}`}, raw)
 	mu.Unlock()
 
 	// The account keeps going: later messages are answered too, and the bad items are not seen again.
 	e.srv.AddText("bob", "later")
 	e.notify()
-	e.waitTexts("bob", []string{"before", "got meeting", "after", "later"}, 5*time.Second)
+	e.waitTexts("bob", []string{"before", "got meeting", "got meeting", "after", "later"}, 5*time.Second)
 	e.settle()
 	assert.EqualValues(t, 6, e.ch.Stats().Malformed)
+	assert.EqualValues(t, 2, e.ch.Stats().UnknownTypes)
 }
 
 // A legitimately large page (1000 texts of 9 KB: a 9 MB answer, over the 8 MB response cap) is

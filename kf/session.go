@@ -747,6 +747,9 @@ func (s *session) dispatchPage(start string, resp *SyncMsgResponse) bool {
 		}
 		ch.stats.messages.Add(1)
 		ch.noteMessage(s.a.id, m)
+		if m.needsRepair() {
+			ch.noteUnknownType(s.a.id, m)
+		}
 		if status.Done {
 			ch.stats.dedupeHits.Add(1)
 			ch.noteDedupe(s.a.id)

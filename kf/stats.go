@@ -17,6 +17,7 @@ type Stats struct {
 	Pulls             int64 // sync_msg pages pulled
 	Messages          int64 // messages received in those pages (a message pulled again by a rewind counts once)
 	Malformed         int64 // items skipped because they have no usable msgid (missing, not a string, over 1024 bytes) or are not objects
+	UnknownTypes      int64 // messages of a msgtype or event type this version does not decode, passed to the hooks with Raw
 	Dispatched        int64 // messages handed to hooks (a retry is not a new dispatch)
 	Handled           int64 // messages whose hooks finished and that were marked done (dead letters included)
 	DedupeHits        int64 // messages skipped because they were already done or in flight
@@ -57,12 +58,18 @@ type stats struct {
 	dedupeHits, history, replies, duplicateSends, superseded             atomic.Int64
 	handlerErrors, retries, deadLetters, welcomeExpired, coalesced       atomic.Int64
 	deferred, rewinds, pageShrinks, emptyPages, leaseLosses, leaseHeld   atomic.Int64
-	bursts, owedSwept                                                    atomic.Int64
+	bursts, owedSwept, unknownTypes                                      atomic.Int64
 	inflight                                                             atomic.Int64
 
 	mu     sync.Mutex
 	errors map[int]int64
+	// unknownSeen holds the unknown msgtypes and event types already logged (at most
+	// maxUnknownLogged of them).
+	unknownSeen map[string]bool
 }
+
+// maxUnknownLogged bounds the unknown types logged by name; later ones are counted only.
+const maxUnknownLogged = 64
 
 // Stats returns the Channel's counters.
 func (ch *Channel) Stats() Stats {
@@ -70,7 +77,8 @@ func (ch *Channel) Stats() Stats {
 	s := Stats{
 		Callbacks: st.callbacks.Load(), Coalesced: st.coalesced.Load(), CallbacksRejected: st.rejected.Load(),
 		Pulls: st.pulls.Load(), Messages: st.messages.Load(), Malformed: st.malformed.Load(),
-		Dispatched: st.dispatched.Load(), Handled: st.handled.Load(),
+		UnknownTypes: st.unknownTypes.Load(),
+		Dispatched:   st.dispatched.Load(), Handled: st.handled.Load(),
 		DedupeHits: st.dedupeHits.Load(), HistorySkipped: st.history.Load(),
 		Replies: st.replies.Load(), DuplicateSends: st.duplicateSends.Load(), RepliesSuperseded: st.superseded.Load(),
 		HandlerErrors: st.handlerErrors.Load(), Retries: st.retries.Load(), DeadLetters: st.deadLetters.Load(),
@@ -113,6 +121,29 @@ func errAttrs(attrs []any, err error) []any {
 		attrs = append(attrs, "errcode", ae.Code, "path", ae.Path)
 	}
 	return append(attrs, "err", err)
+}
+
+// noteUnknownType counts a message of a msgtype or event type this version does not decode (it
+// reaches the hooks with Raw), and logs each such type once.
+func (ch *Channel) noteUnknownType(openKfID string, m *Message) {
+	ch.stats.unknownTypes.Add(1)
+	name := string(m.MsgType)
+	if m.MsgType == MsgTypeEvent && m.Event != nil {
+		name += "/" + string(m.Event.EventType)
+	}
+	ch.stats.mu.Lock()
+	first := !ch.stats.unknownSeen[name] && len(ch.stats.unknownSeen) < maxUnknownLogged
+	if first {
+		if ch.stats.unknownSeen == nil {
+			ch.stats.unknownSeen = map[string]bool{}
+		}
+		ch.stats.unknownSeen[name] = true
+	}
+	ch.stats.mu.Unlock()
+	if first {
+		ch.log.Info("wxkf: a message type this version does not decode reaches the hooks with Raw",
+			"open_kfid", openKfID, "msgtype", name)
+	}
 }
 
 // noteMalformed counts and logs an item the engine cannot track: no msgid, a msgid that is not a
