@@ -50,8 +50,9 @@
 //     a handler it was running goes on until its context, cancelled when the loss is noticed,
 //     stops it; side effects of the handler outside the Replier are not fenced.
 //   - A bad item or a big page never stops an account. Items without a usable msgid, or that are
-//     not objects, are skipped and counted (Stats.Malformed); unknown msgtypes reach the handler
-//     with Raw; an answer over the response cap is pulled again with a smaller limit.
+//     not objects, are skipped and counted (Stats.Malformed); unknown msgtypes and event types
+//     reach the handler with Raw and are counted (Stats.UnknownTypes); an answer over the response
+//     cap is pulled again with a smaller limit.
 //   - One customer's flood does not hold up the others, and memory stays bounded: the messages
 //     waiting in queues hold at most WithQueueBytes (a quarter of it per customer); beyond that a
 //     message is not kept but pulled again, in order, when there is room.
