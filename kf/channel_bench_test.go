@@ -120,7 +120,7 @@ func (discardSpans) Shutdown(context.Context) error                             
 
 func benchConfig(b *testing.B, srv *kftest.Server, otel bool) benchBotConfig {
 	return benchBotConfig{
-		Cfg:     Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		Cfg:     kftestConfig(srv),
 		BaseURL: srv.URL(), Dir: b.TempDir(), OTel: otel,
 	}
 }

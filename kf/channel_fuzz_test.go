@@ -15,7 +15,7 @@ import (
 func FuzzServeHTTP(f *testing.F) {
 	srv := kftest.NewServer()
 	defer srv.Close()
-	ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+	ch, err := NewChannel(kftestConfig(srv),
 		WithStateDir(f.TempDir()), WithClientOptions(WithBaseURL(srv.URL())))
 	if err != nil {
 		f.Fatal(err)

@@ -20,7 +20,7 @@ import (
 func TestChannelNoGoroutineLeak(t *testing.T) {
 	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
 	srv := kftest.NewServer()
-	ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+	ch, err := NewChannel(kftestConfig(srv),
 		WithStateDir(t.TempDir()), WithClientOptions(WithBaseURL(srv.URL())), WithPollInterval(time.Second, srv.OpenKfID()),
 		WithWorkers(4))
 	require.NoError(t, err)

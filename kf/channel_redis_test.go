@@ -161,7 +161,7 @@ func TestStoresShareTheTokenUnlessOverridden(t *testing.T) {
 	t.Cleanup(srv.Close)
 	ctx := context.Background()
 	newChannel := func(opts ...ChannelOption) *Channel {
-		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		ch, err := NewChannel(kftestConfig(srv),
 			append([]ChannelOption{WithStores(redis.New(rdb, redis.WithPrefix("tok:"))), WithClientOptions(WithBaseURL(srv.URL()))}, opts...)...)
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = ch.Shutdown(ctx) })

@@ -44,8 +44,26 @@ func newEnv(t *testing.T, opts ...ChannelOption) *env {
 	return e
 }
 
-func (e *env) cfg() Config {
-	return Config{CorpID: e.srv.CorpID(), Secret: e.srv.Secret(), Token: e.srv.CallbackToken(), EncodingAESKey: e.srv.EncodingAESKey()}
+func (e *env) cfg() Config { return kftestConfig(e.srv) }
+
+// kftestConfig is the Channel configuration that matches srv.
+func kftestConfig(srv *kftest.Server) Config {
+	return Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()}
+}
+
+// wrappedLeases is a real store whose leases are wrapped by wrap: tests inject a store's faults
+// into the writes or checks of one lease method.
+type wrappedLeases struct {
+	cursor.State
+	wrap func(cursor.Lease) cursor.Lease
+}
+
+func (s wrappedLeases) Lock(ctx context.Context, key string, ttl time.Duration) (cursor.Lease, error) {
+	l, err := s.State.Lock(ctx, key, ttl)
+	if err != nil {
+		return nil, err
+	}
+	return s.wrap(l), nil
 }
 
 // start (re)creates the Channel on the same state directory.
@@ -843,7 +861,7 @@ func TestNewChannelValidates(t *testing.T) {
 	t.Parallel()
 	srv := kftest.NewServer()
 	t.Cleanup(srv.Close)
-	good := Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()}
+	good := kftestConfig(srv)
 	bad := good
 	bad.EncodingAESKey = "short"
 	_, err := NewChannel(bad, WithStateDir(t.TempDir()))

@@ -13,23 +13,10 @@ import (
 	"github.com/wxkf/wxkf/kf/kftest"
 )
 
-// clockLostState hands out leases that report themselves lost (Err) once lost is set, while the
-// store still takes their writes and Done stays open: the moment a paused process resumes, its
-// lease expired by its own clock, before its renewer or the store has noticed. Only the checks a
-// replica makes itself then keep it from acting.
-type clockLostState struct {
-	cursor.State
-	lost *atomic.Bool
-}
-
-func (s clockLostState) Lock(ctx context.Context, key string, ttl time.Duration) (cursor.Lease, error) {
-	l, err := s.State.Lock(ctx, key, ttl)
-	if err != nil {
-		return nil, err
-	}
-	return clockLostLease{l, s.lost}, nil
-}
-
+// clockLostLease reports itself lost (Err) once lost is set, while the store still takes its
+// writes and Done stays open: the moment a paused process resumes, its lease expired by its own
+// clock, before its renewer or the store has noticed. Only the checks a replica makes itself then
+// keep it from acting.
 type clockLostLease struct {
 	cursor.Lease
 	lost *atomic.Bool
@@ -51,7 +38,8 @@ func TestNoHandlerStartsOnceTheLeaseIsLost(t *testing.T) {
 	srv := kftest.NewServer()
 	t.Cleanup(srv.Close)
 	e := &env{t: t, srv: srv, dir: t.TempDir()}
-	e.start(WithStores(clockLostState{cursor.NewMemory(), &lost}), WithWorkers(1), fastRetry)
+	clockLost := func(l cursor.Lease) cursor.Lease { return clockLostLease{l, &lost} }
+	e.start(WithStores(wrappedLeases{cursor.NewMemory(), clockLost}), WithWorkers(1), fastRetry)
 	started := make(chan string, 16)
 	release := make(chan struct{})
 	e.ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {

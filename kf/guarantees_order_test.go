@@ -14,21 +14,8 @@ import (
 	"github.com/wxkf/wxkf/kf/kftest"
 )
 
-// markFailStores is a real store whose leases refuse done marks while fail is set, as a store
-// outage would: the marks stay unwritten, and a crash then replays the messages.
-type markFailStores struct {
-	cursor.State
-	fail *atomic.Bool
-}
-
-func (s markFailStores) Lock(ctx context.Context, key string, ttl time.Duration) (cursor.Lease, error) {
-	l, err := s.State.Lock(ctx, key, ttl)
-	if err != nil {
-		return nil, err
-	}
-	return markFailLease{l, s.fail}, nil
-}
-
+// markFailLease refuses done marks while fail is set, as a store outage would: the marks stay
+// unwritten, and a crash then replays the messages.
 type markFailLease struct {
 	cursor.Lease
 	fail *atomic.Bool
@@ -51,7 +38,7 @@ func startMarkOutage(t *testing.T, h Handler) (e *env, crashAndRecover func()) {
 	start := func() func() {
 		d, err := cursor.OpenDir(e.dir)
 		require.NoError(t, err)
-		e.start(WithStores(markFailStores{d, &fail}))
+		e.start(WithStores(wrappedLeases{d, func(l cursor.Lease) cursor.Lease { return markFailLease{l, &fail} }}))
 		e.ch.OnMessage(h)
 		return func() { _ = d.Close() }
 	}

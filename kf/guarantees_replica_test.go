@@ -108,20 +108,7 @@ func (l *attemptLog) recorded(rec []byte) {
 	}
 }
 
-// loggedState hands out leases whose PutReply tells the attempt log what was recorded.
-type loggedState struct {
-	cursor.State
-	log *attemptLog
-}
-
-func (s loggedState) Lock(ctx context.Context, key string, ttl time.Duration) (cursor.Lease, error) {
-	l, err := s.State.Lock(ctx, key, ttl)
-	if err != nil {
-		return nil, err
-	}
-	return loggedLease{l, s.log}, nil
-}
-
+// loggedLease's PutReply tells the attempt log what was recorded.
 type loggedLease struct {
 	cursor.Lease
 	log *attemptLog
@@ -167,7 +154,7 @@ func runReplicaChild(cfgJSON string) int {
 	rdb := goredis.NewClient(&goredis.Options{Addr: c.RedisAddr})
 	defer rdb.Close()
 	log := &attemptLog{rt: http.DefaultTransport.(*http.Transport).Clone()}
-	ch, err := NewChannel(c.Cfg, WithStores(loggedState{redis.New(rdb, redis.WithPrefix(c.Prefix)), log}), WithLeaseTTL(c.LeaseTTL),
+	ch, err := NewChannel(c.Cfg, WithStores(wrappedLeases{redis.New(rdb, redis.WithPrefix(c.Prefix)), func(l cursor.Lease) cursor.Lease { return loggedLease{l, log} }}), WithLeaseTTL(c.LeaseTTL),
 		WithWorkers(c.Workers), WithClientOptions(WithBaseURL(c.BaseURL), WithHTTPClient(&http.Client{Transport: log})),
 		WithRetryBackoff(20*time.Millisecond, 200*time.Millisecond), withBackoff(5*time.Millisecond, 50*time.Millisecond))
 	if err != nil {
@@ -285,7 +272,7 @@ func TestPausedReplicaNoDuplicates(t *testing.T) {
 	srv := kftest.NewServer()
 	t.Cleanup(srv.Close)
 	cfg := replicaConfig{
-		Cfg:     Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		Cfg:     kftestConfig(srv),
 		BaseURL: srv.URL(), RedisAddr: addr, Prefix: "frozen:", LeaseTTL: time.Second, Workers: 4, Delay: 40 * time.Millisecond,
 	}
 	a, b := startReplica(t, cfg), startReplica(t, cfg)

@@ -69,7 +69,7 @@ func runReplicaLoad(tb testing.TB, lc replicaLoad) replicaLoadResult {
 		store := redis.New(rdb, redis.WithPrefix("load:"))
 		l, err := NewRateLimiter(WithRateStore(store), WithRateCeilings("", lc.ceiling))
 		require.NoError(tb, err)
-		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		ch, err := NewChannel(kftestConfig(srv),
 			WithStores(store), WithClientOptions(WithBaseURL(srv.URL()), WithRateLimiter(l)), WithWorkers(32))
 		require.NoError(tb, err)
 		ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error { return r.Text(ctx, m.Text.Content) })

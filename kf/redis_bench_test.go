@@ -83,7 +83,7 @@ func redisCommandsPerMessage(tb testing.TB, n int, every, handle time.Duration) 
 	for range 2 {
 		rdb := goredis.NewClient(&goredis.Options{Addr: addr})
 		defer rdb.Close()
-		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		ch, err := NewChannel(kftestConfig(srv),
 			WithStores(redis.New(rdb)), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(32))
 		if err != nil {
 			tb.Fatal(err)

@@ -17,7 +17,7 @@ import (
 func TestHandlerRetryDelayIsCappedAndJittered(t *testing.T) {
 	srv := kftest.NewServer()
 	defer srv.Close()
-	ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+	ch, err := NewChannel(kftestConfig(srv),
 		WithStateDir(t.TempDir()), WithClientOptions(WithBaseURL(srv.URL())))
 	require.NoError(t, err)
 	defer ch.Shutdown(context.Background())

@@ -40,7 +40,7 @@ func TestTwoCorpsOneRedis(t *testing.T) {
 	for i, id := range []string{"wwcorpa0000000001", "wwcorpb0000000002"} {
 		srv := kftest.NewServer(kftest.WithCorpID(id), kftest.WithSeed(int64(i+1)))
 		t.Cleanup(srv.Close)
-		ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+		ch, err := NewChannel(kftestConfig(srv),
 			WithStores(redis.New(rdb, redis.WithPrefix("wxkf:"+id+":"))), WithClientOptions(WithBaseURL(srv.URL())))
 		require.NoError(t, err)
 		ch.OnMessage(func(ctx context.Context, m *Message, r Replier) error {
@@ -160,7 +160,7 @@ func manyAccounts(tb testing.TB, accounts, customers int) manyAccountsResult {
 				Body: map[string]string{"content": "hi"}})
 		}
 	}
-	ch, err := NewChannel(Config{CorpID: srv.CorpID(), Secret: srv.Secret(), Token: srv.CallbackToken(), EncodingAESKey: srv.EncodingAESKey()},
+	ch, err := NewChannel(kftestConfig(srv),
 		WithStateDir(tb.TempDir()), WithClientOptions(WithBaseURL(srv.URL())), WithWorkers(64),
 		// Not history to skip: the Channel was down, not new.
 		WithSkipHistory(false))
