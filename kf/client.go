@@ -92,8 +92,9 @@ func WithBaseURL(base string) ClientOption {
 }
 
 // WithHTTPClient sets the *http.Client to send with (default: an http.Client on a clone of
-// http.DefaultTransport that keeps up to 128 idle connections to the host). The client is copied: its settings are used, the caller's value is never modified.
-// Its Timeout is replaced by WithTimeout's.
+// http.DefaultTransport that keeps up to 128 idle connections to the host). The client is copied:
+// its settings are used, the caller's value is never modified. Its Timeout is replaced by
+// WithTimeout's.
 func WithHTTPClient(hc *http.Client) ClientOption {
 	return func(c *clientConfig) error {
 		if hc == nil {
